@@ -1,0 +1,41 @@
+# The two commands of the README: `make run` and `make test`. Each sets up what it
+# needs on a fresh machine (a .venv at the repository root) and nothing else.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install only when the dependency list changes.
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: help venv run test lint e2e clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[train,test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)  ## create .venv with the project, ray, torch and the test tools
+
+run: $(STAMP)  ## the main job: train the MNIST CNN on a local Ray cluster
+	$(BIN)/aks-ray run --target local $(ARGS)
+
+test: $(STAMP)  ## unit and integration tests (the kind suite is opt-in: make e2e)
+	$(BIN)/python -m pytest -m "not kind" $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check scripts training tests bench
+	$(BIN)/ruff format --check scripts training tests bench
+
+e2e: $(STAMP)  ## the end-to-end suite against kind or AKS_RAY_E2E_KUBECONFIG
+	$(BIN)/python -m pytest -m kind tests/e2e $(PYTEST_ARGS)
+
+clean:  ## remove the virtual environment and outputs
+	rm -rf $(VENV) aks-ray-output .pytest_cache

@@ -1,0 +1,548 @@
+"""The one place that reads the environment: flags + environment -> a frozen Config.
+
+Every option is declared once, as a dataclass field whose metadata carries its
+flag, its help text and its parser. From that one declaration come the CLI
+flag (`--epochs`), the environment variable (`AKS_RAY_EPOCHS`, which is how the
+composite action passes its `epochs` input), the default shown in `--help`, and
+the validation. A flag beats the environment, which beats the default.
+
+Validation collects every problem before raising, so a user fixes all of them
+in one go; nothing has been started or created at that point (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import versions
+from .errors import ConfigError
+
+ENV_PREFIX = "AKS_RAY_"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TRAINING_DIR = PROJECT_ROOT / "training"
+DEFAULT_TERRAFORM_DIR = PROJECT_ROOT / "terraform"
+
+TARGETS = ("local", "kubeconfig", "aks")
+INFRA_MODES = ("apply", "reuse", "skip")
+DESTROY_POLICIES = ("never", "always", "on-success")
+
+# The Ray node pool's label and taint; terraform/ gives the pool exactly these
+# and the RayJob selects and tolerates them on the aks target.
+RAY_POOL_LABEL = ("aks-ray.io/pool", "ray")
+RAY_POOL_TAINT = ("aks-ray.io/pool", "ray", "NoSchedule")
+
+# Characters that mean something to a shell. No input has a use for them, and
+# rejecting them up front closes the door on injection through workflow inputs.
+SHELL_METACHARACTERS = set(";|&$`<>(){}[]!*?\\'\"\n\r")
+
+
+class Invalid(ValueError):
+    """A parser's complaint: what is wrong and how to fix it."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+
+# ---------------------------------------------------------------- parsers
+# Each takes the raw string and returns the typed value or raises Invalid.
+
+
+def parse_str(raw: str) -> str:
+    return raw.strip()
+
+
+def parse_optional_str(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise Invalid(f"{raw!r} is not a boolean", "use true or false")
+
+
+def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise Invalid(f"{raw!r} is not a whole number", f"use a whole number of at least {low}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise Invalid(f"{value} is out of range", f"use a whole number {bounds}")
+        return value
+
+    return parse
+
+
+def optional_int_in_range(low: int, high: int | None = None) -> Callable[[str], int | None]:
+    inner = int_in_range(low, high)
+    return lambda raw: inner(raw) if raw.strip() else None
+
+
+def parse_positive_float(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise Invalid(f"{raw!r} is not a number", "use a positive number such as 0.001") from None
+    if not value > 0:
+        raise Invalid(f"{value} is not positive", "use a positive number such as 0.001")
+    return value
+
+
+_DURATION = re.compile(r"^(\d+)\s*([smh]?)$")
+
+
+def parse_duration(raw: str) -> int:
+    """Seconds from '900', '900s', '15m' or '2h'."""
+    match = _DURATION.match(raw.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise Invalid(f"{raw!r} is not a duration", "use seconds (900) or a number with s, m or h (15m, 2h)")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise Invalid(f"{raw!r} is not one of {', '.join(options)}", f"use one of: {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def parse_path(raw: str) -> Path:
+    return Path(raw.strip()).expanduser()
+
+
+def parse_optional_path(raw: str) -> Path | None:
+    return parse_path(raw) if raw.strip() else None
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def parse_dns_label(raw: str) -> str:
+    value = raw.strip()
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise Invalid(
+            f"{raw!r} is not a valid Kubernetes name",
+            "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+        )
+    return value
+
+
+def parse_optional_dns_label(raw: str) -> str | None:
+    return parse_dns_label(raw) if raw.strip() else None
+
+
+_QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+def parse_quantity(raw: str) -> str:
+    value = raw.strip()
+    if not _QUANTITY.match(value):
+        raise Invalid(f"{raw!r} is not a Kubernetes memory quantity", "use a value such as 2Gi or 512Mi")
+    return value
+
+
+def parse_optional_uuid(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise Invalid(f"{raw!r} is not a GUID", "copy the ID from the Azure portal (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)") from None
+
+
+_AZURE_LOCATION = re.compile(r"^[a-z][a-z0-9]{2,30}$")
+
+
+def parse_azure_location(raw: str) -> str:
+    value = raw.strip().lower().replace(" ", "")
+    if not _AZURE_LOCATION.match(value):
+        raise Invalid(f"{raw!r} is not an Azure region name", "use a region name such as eastus or westeurope")
+    return value
+
+
+_NAME_PREFIX = re.compile(r"^[a-z][a-z0-9]{1,11}$")
+
+
+def parse_name_prefix(raw: str) -> str:
+    value = raw.strip()
+    if not _NAME_PREFIX.match(value):
+        raise Invalid(
+            f"{raw!r} is not a usable name prefix",
+            "use 2 to 12 lowercase letters and digits, starting with a letter (Azure and Kubernetes both accept that)",
+        )
+    return value
+
+
+_AZURE_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,61}[A-Za-z0-9_]$")
+
+
+def parse_optional_azure_name(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not _AZURE_NAME.match(value):
+        raise Invalid(f"{raw!r} is not a valid Azure resource name", "use 2 to 63 letters, digits, '-', '_' or '.'")
+    return value
+
+
+_VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
+
+
+def parse_vm_size(raw: str) -> str:
+    value = raw.strip()
+    if not _VM_SIZE.match(value):
+        raise Invalid(f"{raw!r} is not an Azure VM size", "use a size such as Standard_D4s_v5")
+    return value
+
+
+_K8S_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
+
+
+def parse_kubernetes_version(raw: str) -> str:
+    value = raw.strip()
+    if not _K8S_VERSION.match(value):
+        raise Invalid(f"{raw!r} is not a Kubernetes version", "use MAJOR.MINOR or MAJOR.MINOR.PATCH, such as 1.33")
+    return value
+
+
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+
+
+def parse_key_values(raw: str) -> tuple[tuple[str, str], ...]:
+    """'a=1,b=2' -> (('a', '1'), ('b', '2')); keys and values as Kubernetes labels allow."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not _LABEL_KEY.match(key) or len(value) > 63 or not _LABEL_VALUE.match(value):
+            raise Invalid(f"{item!r} is not a key=value pair", "write pairs as key=value, separated by commas")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def parse_tolerations(raw: str) -> tuple[tuple[str, str, str], ...]:
+    """'key=value:Effect,...' -> ((key, value, effect), ...)."""
+    result = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        pair, _, effect = item.rpartition(":")
+        key, sep, value = pair.partition("=")
+        if not sep or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute") or not _LABEL_KEY.match(key):
+            raise Invalid(f"{item!r} is not a toleration", "write key=value:NoSchedule (or PreferNoSchedule, NoExecute)")
+        result.append((key, value, effect))
+    return tuple(result)
+
+
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._\-/:@]*$")
+
+
+def parse_image(raw: str) -> str:
+    value = raw.strip()
+    if not _IMAGE.match(value) or value.endswith(":latest"):
+        raise Invalid(f"{raw!r} is not a pinned image reference", "use repository:tag or repository@sha256:..., not :latest")
+    return value
+
+
+def parse_url(raw: str) -> str:
+    value = raw.strip()
+    if not re.match(r"^(https?|file)://[^\s]+$", value):
+        raise Invalid(f"{raw!r} is not a URL", "use an https:// or file:// URL")
+    return value if value.endswith("/") else value + "/"
+
+
+def parse_log_level(raw: str) -> str:
+    return choice("debug", "info", "warning", "error")(raw).upper()
+
+
+# ------------------------------------------------------------ declarations
+
+
+def option(
+    default: str,
+    help: str,
+    parse: Callable[[str], Any] = parse_str,
+    *,
+    flag: str = "",
+    env_fallbacks: tuple[str, ...] = (),
+    metavar: str | None = None,
+    is_flag: bool = False,
+) -> Any:
+    """Declare one option: its default as the user would type it, its help and its parser."""
+    return field(
+        default=parse(default),
+        metadata={
+            "raw_default": default,
+            "help": help,
+            "parse": parse,
+            "flag": flag,
+            "env_fallbacks": env_fallbacks,
+            "metavar": metavar,
+            "is_flag": is_flag,
+        },
+    )
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    return f.metadata["flag"] or f.name.replace("_", "-")
+
+
+def env_name(f: dataclasses.Field) -> str:
+    return ENV_PREFIX + flag_name(f).replace("-", "_").upper()
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    target: str = option("local", "where to train: local (Ray on this machine), kubeconfig (the cluster your kubeconfig points at) or aks (create or reuse an AKS cluster)", choice(*TARGETS))
+    output_dir: Path = option("aks-ray-output", "folder for logs, metrics, model and summary", parse_path)
+    timeout: int = option("60m", "deadline for the training job, from submission to a final state (seconds, or 15m, 2h)", parse_duration)
+    dry_run: bool = option("false", "print what would be created and exit, touching nothing", parse_bool, is_flag=True)
+    keep_cluster: bool = option("false", "leave the Ray cluster running after the job (prints how to open the dashboard)", parse_bool, is_flag=True)
+    log_level: str = option("info", "log verbosity: debug, info, warning or error", parse_log_level)
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    training_dir: Path = option(str(DEFAULT_TRAINING_DIR), "directory uploaded to Ray as the job's working_dir", parse_path)
+    entrypoint: str = option("python train_mnist.py", "command run inside training-dir; the training flags below are appended")
+    workers: int = option("2", "number of Ray Train workers", int_in_range(1, 256))
+    cpus_per_worker: int = option("1", "CPUs each worker reserves (and torch threads it uses)", int_in_range(1, 256))
+    memory_per_worker: str = option("2Gi", "memory each Ray worker pod requests on Kubernetes", parse_quantity)
+    use_gpu: bool = option("false", "train on GPUs (one per worker); fails if none are present", parse_bool, is_flag=True)
+    epochs: int = option("3", "training epochs", int_in_range(1, 1000))
+    batch_size: int = option("128", "global batch size, split across the workers", int_in_range(1, 65536))
+    learning_rate: float = option("0.001", "Adam learning rate", parse_positive_float)
+    seed: int = option("42", "random seed; the same seed gives the same model", int_in_range(0, 2**31 - 1))
+    data_dir: Path | None = option("", "folder with the four MNIST IDX files (.gz or not); empty: download, else the bundled sample", parse_optional_path)
+    mnist_mirror: str = option("https://ossci-datasets.s3.amazonaws.com/mnist/", "where to download MNIST from when no data-dir is given", parse_url)
+
+
+@dataclass(frozen=True)
+class KubeOptions:
+    kubeconfig: Path | None = option("", "kubeconfig file; empty: $KUBECONFIG or ~/.kube/config", parse_optional_path, env_fallbacks=("KUBECONFIG",))
+    kube_context: str | None = option("", "kubeconfig context; empty: the current one", parse_optional_str)
+    namespace: str = option("aks-ray", "namespace for the RayJob and its pods", parse_dns_label)
+    job_name: str | None = option("", "RayJob name; empty: a unique name per run", parse_optional_dns_label)
+    operator_namespace: str = option("kuberay-system", "namespace of the KubeRay operator", parse_dns_label)
+    kuberay_version: str = option(versions.KUBERAY_CHART_VERSION, "KubeRay operator Helm chart version")
+    kuberay_chart: str = option(versions.KUBERAY_HELM_REPO, "Helm repository URL, or a local chart folder or .tgz (air-gapped)")
+    ray_image: str = option(versions.RAY_IMAGE, "Ray container image for head and workers", parse_image)
+    head_cpus: int = option("1", "CPUs requested by the Ray head pod", int_in_range(1, 256))
+    head_memory: str = option("3Gi", "memory requested by the Ray head pod", parse_quantity)
+    node_selector: tuple[tuple[str, str], ...] = option("", "node labels Ray pods must land on (k=v,...); on the aks target defaults to the Ray pool's label", parse_key_values)
+    tolerations: tuple[tuple[str, str, str], ...] = option("", "taints Ray pods tolerate (key=value:Effect,...); on the aks target defaults to the Ray pool's taint", parse_tolerations)
+
+
+@dataclass(frozen=True)
+class AzureOptions:
+    azure_client_id: str | None = option("", "client ID of the app registration or managed identity with a federated credential", parse_optional_uuid, env_fallbacks=("ARM_CLIENT_ID", "AZURE_CLIENT_ID"))
+    azure_tenant_id: str | None = option("", "Azure AD tenant ID", parse_optional_uuid, env_fallbacks=("ARM_TENANT_ID", "AZURE_TENANT_ID"))
+    azure_subscription_id: str | None = option("", "Azure subscription ID", parse_optional_uuid, env_fallbacks=("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"))
+    location: str = option("eastus", "Azure region", parse_azure_location)
+    name_prefix: str = option("aksray", "prefix of every Azure resource name", parse_name_prefix)
+    resource_group: str | None = option("", "resource group; empty: <name-prefix>-rg", parse_optional_azure_name)
+    cluster_name: str | None = option("", "AKS cluster; empty: <name-prefix>-aks", parse_optional_azure_name)
+    kubernetes_version: str = option(versions.KUBERNETES_VERSION, "AKS Kubernetes version", parse_kubernetes_version)
+    system_vm_size: str = option("Standard_D2s_v5", "VM size of the system node pool", parse_vm_size)
+    system_node_count: int = option("1", "nodes in the system node pool", int_in_range(1, 100))
+    ray_vm_size: str = option("Standard_D4s_v5", "VM size of the Ray node pool", parse_vm_size)
+    ray_node_count: int = option("3", "nodes in the Ray node pool (when not autoscaling)", int_in_range(1, 100))
+    ray_min_nodes: int | None = option("", "enable autoscaling of the Ray pool with this minimum (0 allowed)", optional_int_in_range(0, 100))
+    ray_max_nodes: int | None = option("", "maximum of the autoscaling Ray pool", optional_int_in_range(1, 100))
+    infra_mode: str = option("apply", "apply (create or update), reuse (use the cluster as it is) or skip (no Azure calls)", choice(*INFRA_MODES))
+    destroy_policy: str = option("always", "when to destroy the Azure resources: never, always or on-success", choice(*DESTROY_POLICIES))
+    terraform_dir: Path = option(str(DEFAULT_TERRAFORM_DIR), "Terraform configuration to plan and apply", parse_path)
+    tf_backend_config: tuple[tuple[str, str], ...] = option("", "azurerm backend settings (key=value,...); empty: local state, for trials", parse_key_values)
+    tags: tuple[tuple[str, str], ...] = option("", "extra tags on every Azure resource (k=v,...)", parse_key_values)
+    expires_in_hours: int = option("24", "the expiry tag on created resources, so orphans can be found", int_in_range(1, 8760))
+
+
+@dataclass(frozen=True)
+class GitHubContext:
+    """What GitHub Actions (or act) tells a step through the environment. Not flags."""
+
+    actions: bool = False
+    act: bool = False
+    output: Path | None = None
+    step_summary: Path | None = None
+    env_file: Path | None = None
+    run_id: str = ""
+    run_attempt: str = ""
+    sha: str = ""
+    ref: str = ""
+    repository: str = ""
+    event_name: str = ""
+    runner_temp: Path | None = None
+    oidc_request_url: str = ""
+    # A bearer token: never printed (repr=False) and never written anywhere.
+    oidc_request_token: str = field(default="", repr=False)
+
+    @property
+    def pull_request(self) -> str:
+        match = re.match(r"^refs/pull/(\d+)/", self.ref)
+        return match.group(1) if match else ""
+
+
+@dataclass(frozen=True)
+class Config:
+    common: CommonOptions = field(default_factory=CommonOptions)
+    training: TrainingOptions = field(default_factory=TrainingOptions)
+    kube: KubeOptions = field(default_factory=KubeOptions)
+    azure: AzureOptions = field(default_factory=AzureOptions)
+    github: GitHubContext = field(default_factory=GitHubContext)
+
+    @property
+    def target(self) -> str:
+        return self.common.target
+
+    @property
+    def output_dir(self) -> Path:
+        return self.common.output_dir
+
+    @property
+    def resource_group(self) -> str:
+        return self.azure.resource_group or f"{self.azure.name_prefix}-rg"
+
+    @property
+    def cluster_name(self) -> str:
+        return self.azure.cluster_name or f"{self.azure.name_prefix}-aks"
+
+
+SECTIONS: dict[str, type] = {
+    "common": CommonOptions,
+    "training": TrainingOptions,
+    "kube": KubeOptions,
+    "azure": AzureOptions,
+}
+
+
+# ------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
+    """Add the flags of the given sections to a subcommand's parser.
+
+    Flags default to None, so that "not given" falls through to the
+    environment and then to the declared default.
+    """
+    for section in sections:
+        cls = SECTIONS[section]
+        group = parser.add_argument_group(f"{section} options")
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            help_text = f"{meta['help']} [env {env_name(f)}; default: {meta['raw_default'] or 'empty'}]"
+            if meta["is_flag"]:
+                group.add_argument(f"--{flag_name(f)}", dest=f.name, action="store_const", const="true", default=None, help=help_text)
+            else:
+                group.add_argument(f"--{flag_name(f)}", dest=f.name, default=None, metavar=meta["metavar"] or "VALUE", help=help_text)
+
+
+def _github_context(environ: Mapping[str, str]) -> GitHubContext:
+    def path(name: str) -> Path | None:
+        return Path(environ[name]) if environ.get(name) else None
+
+    return GitHubContext(
+        actions=environ.get("GITHUB_ACTIONS") == "true",
+        act=environ.get("ACT", "") not in ("", "false"),
+        output=path("GITHUB_OUTPUT"),
+        step_summary=path("GITHUB_STEP_SUMMARY"),
+        env_file=path("GITHUB_ENV"),
+        run_id=environ.get("GITHUB_RUN_ID", ""),
+        run_attempt=environ.get("GITHUB_RUN_ATTEMPT", ""),
+        sha=environ.get("GITHUB_SHA", ""),
+        ref=environ.get("GITHUB_REF", ""),
+        repository=environ.get("GITHUB_REPOSITORY", ""),
+        event_name=environ.get("GITHUB_EVENT_NAME", ""),
+        runner_temp=path("RUNNER_TEMP"),
+        oidc_request_url=environ.get("ACTIONS_ID_TOKEN_REQUEST_URL", ""),
+        oidc_request_token=environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", ""),
+    )
+
+
+def _build_section(cls: type, flags: Mapping[str, Any], environ: Mapping[str, str], problems: list[str]) -> Any:
+    values = {}
+    for f in dataclasses.fields(cls):
+        source, raw = "default", None
+        if flags.get(f.name) is not None:
+            source, raw = f"--{flag_name(f)}", flags[f.name]
+        else:
+            for name in (env_name(f), *f.metadata["env_fallbacks"]):
+                if environ.get(name, "").strip():
+                    source, raw = name, environ[name]
+                    break
+        if raw is None:
+            continue
+        where = f"--{flag_name(f)}" if source == f"--{flag_name(f)}" else f"{source} (--{flag_name(f)})"
+        bad = sorted(SHELL_METACHARACTERS.intersection(raw))
+        if bad:
+            problems.append(f"{where}: contains the shell character(s) {' '.join(repr(c) for c in bad)}; remove them")
+            continue
+        try:
+            values[f.name] = f.metadata["parse"](raw)
+        except Invalid as exc:
+            problems.append(f"{where}: {exc.problem}; {exc.fix}")
+    return cls(**values)
+
+
+def cross_check(config: Config) -> list[str]:
+    """Problems that involve more than one option, or the filesystem."""
+    problems = []
+    training, azure = config.training, config.azure
+    if not training.training_dir.is_dir():
+        problems.append(f"--training-dir: {training.training_dir} is not a directory; point it at the folder holding your training code")
+    else:
+        script = next((word for word in training.entrypoint.split() if word.endswith(".py")), None)
+        if script and not (training.training_dir / script).is_file():
+            problems.append(f"--entrypoint: {script} is not in {training.training_dir}; fix the entrypoint or --training-dir")
+    if training.data_dir is not None and not training.data_dir.is_dir():
+        problems.append(f"--data-dir: {training.data_dir} is not a directory; point it at the folder with the MNIST IDX files, or leave it empty")
+    if (azure.ray_min_nodes is None) != (azure.ray_max_nodes is None):
+        problems.append("--ray-min-nodes/--ray-max-nodes: autoscaling needs both; set both, or neither for a fixed --ray-node-count")
+    elif azure.ray_min_nodes is not None and azure.ray_max_nodes is not None and azure.ray_min_nodes > azure.ray_max_nodes:
+        problems.append(f"--ray-min-nodes: {azure.ray_min_nodes} is above --ray-max-nodes {azure.ray_max_nodes}; lower it")
+    if config.target == "aks" and azure.infra_mode != "skip" and not azure.azure_subscription_id:
+        problems.append("--azure-subscription-id: required for the aks target; set it (or ARM_SUBSCRIPTION_ID)")
+    if config.target == "aks" and config.github.actions and not config.github.act:
+        for name in ("azure_client_id", "azure_tenant_id"):
+            if not getattr(azure, name):
+                flag = name.replace("_", "-")
+                problems.append(f"--{flag}: required for OIDC login in GitHub Actions; set the action's {flag} input")
+    return problems
+
+
+def running_in_actions(environ: Mapping[str, str] | None = None) -> bool:
+    """True under GitHub Actions or act, where annotations are workflow commands."""
+    environ = os.environ if environ is None else environ
+    return environ.get("GITHUB_ACTIONS") == "true" or environ.get("ACT", "") not in ("", "false")
+
+
+def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Build the Config from parsed flags and the environment; raise ConfigError listing every problem."""
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    sections = {name: _build_section(cls, flags, environ, problems) for name, cls in SECTIONS.items()}
+    config = Config(**sections, github=_github_context(environ))
+    if problems:
+        raise ConfigError(problems)
+    problems = cross_check(config)
+    if problems:
+        raise ConfigError(problems)
+    return config

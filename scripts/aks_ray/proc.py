@@ -1,0 +1,112 @@
+"""Running external programs with a deadline, streaming their output live."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DeadlineExceeded, UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    args: tuple[str, ...]
+    returncode: int
+    output: str
+
+    def tail(self, lines: int = 20) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+def require_executable(name: str, fix: str) -> str:
+    """Return the path of `name` on PATH, or fail as bad input before anything starts."""
+    from shutil import which
+
+    path = which(name)
+    if path is None:
+        raise UserError(f"`{name}` was not found on PATH.", fix)
+    return path
+
+
+def run(
+    args: Sequence[str],
+    *,
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+    echo: bool = True,
+) -> Result:
+    """Run a program to completion within `timeout` seconds.
+
+    Output (stdout and stderr merged) is echoed line by line as it arrives, so
+    long commands show live progress, and is also returned whole. On timeout
+    the whole process group is terminated, then killed.
+    """
+    log.info("$ %s", shlex.join(args))
+    process = subprocess.Popen(
+        list(args),
+        cwd=cwd,
+        env=None if env is None else {**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    )
+    collected: list[str] = []
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            collected.append(line)
+            if echo:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        terminate_group(process)
+        reader.join(timeout=5)
+        raise DeadlineExceeded(
+            f"`{args[0]}` did not finish within {timeout:.0f} s.",
+            "raise the timeout, or look at the output above for where it stalled.",
+        ) from None
+    except BaseException:
+        terminate_group(process)
+        raise
+    reader.join(timeout=10)
+    return Result(tuple(args), process.returncode, "".join(collected))
+
+
+def terminate_group(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after `grace` s."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace)
+    except (ProcessLookupError, PermissionError):
+        return
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        process.wait(timeout=grace)

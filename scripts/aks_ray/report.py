@@ -1,0 +1,194 @@
+"""The outputs every target writes, identical in shape.
+
+The target-specific code puts `job.log` (and `model.pt` when training got that
+far) into the output folder, then calls write_outputs(), which derives the rest
+from the log alone: metrics.json, training-curves.png, timings.json and
+summary.md, plus the step summary and step outputs under GitHub Actions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import gha
+from .config import Config
+from .metrics import TrainingMetrics, parse_log
+
+log = logging.getLogger(__name__)
+
+SUCCEEDED, FAILED, STOPPED, TIMED_OUT = "SUCCEEDED", "FAILED", "STOPPED", "TIMED_OUT"
+JOB_LOG = "job.log"
+MODEL_FILE = "model.pt"
+
+
+@dataclass
+class Timings:
+    """Seconds per phase, in the order the phases ran."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def phase(self, name: str) -> _Phase:
+        return _Phase(self, name)
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.phases.values()), 3)
+
+
+class _Phase:
+    def __init__(self, timings: Timings, name: str) -> None:
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> None:
+        self.started = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.monotonic() - self.started
+        self.timings.phases[self.name] = round(self.timings.phases.get(self.name, 0.0) + elapsed, 3)
+
+
+@dataclass
+class RunOutcome:
+    target: str
+    status: str
+    job_id: str = ""
+    job_name: str = ""
+    error: str = ""
+    # How to reach the Ray dashboard: a Markdown paragraph for the summary, and
+    # the one command a later workflow step can run.
+    dashboard: str = ""
+    dashboard_command: str = ""
+    cluster_name: str = ""
+    resource_group: str = ""
+    timings: Timings = field(default_factory=Timings)
+
+
+def read_job_log(output_dir: Path) -> list[str]:
+    path = output_dir / JOB_LOG
+    return path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
+
+
+def metrics_document(outcome: RunOutcome, metrics: TrainingMetrics) -> dict[str, Any]:
+    return {
+        "status": outcome.status,
+        "job_id": outcome.job_id,
+        "job_name": outcome.job_name,
+        "target": outcome.target,
+        "dataset": metrics.dataset,
+        "epochs": metrics.epochs,
+        "final": metrics.final_block(),
+    }
+
+
+def write_curves(path: Path, metrics: TrainingMetrics, title: str) -> None:
+    """Loss and accuracy per epoch, side by side, readable at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    epochs = [e["epoch"] for e in metrics.epochs]
+    if epochs:
+        loss_ax.plot(epochs, [e["train_loss"] for e in metrics.epochs], "o-", label="train loss")
+        loss_ax.plot(epochs, [e["test_loss"] for e in metrics.epochs], "s--", label="test loss")
+        acc_ax.plot(epochs, [100 * e["test_accuracy"] for e in metrics.epochs], "o-", color="tab:green", label="test accuracy")
+        for e in metrics.epochs[-1:]:
+            acc_ax.annotate(f"{100 * e['test_accuracy']:.2f}%", (e["epoch"], 100 * e["test_accuracy"]), textcoords="offset points", xytext=(0, 8), ha="center")
+        loss_ax.legend()
+        acc_ax.legend(loc="lower right")
+        for ax in (loss_ax, acc_ax):
+            ax.set_xticks(epochs)
+    else:
+        for ax in (loss_ax, acc_ax):
+            ax.text(0.5, 0.5, "no epoch finished", ha="center", va="center", transform=ax.transAxes)
+    loss_ax.set(title="Loss", xlabel="epoch", ylabel="cross-entropy")
+    acc_ax.set(title="Test accuracy", xlabel="epoch", ylabel="%")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path) -> str:
+    icon = {SUCCEEDED: "✅", FAILED: "❌", TIMED_OUT: "⏱️", STOPPED: "⏹️"}.get(outcome.status, "")
+    final, dataset = doc["final"], doc["dataset"] or {}
+    lines = [f"## aks-ray: MNIST CNN on Ray ({outcome.target}) {outcome.status} {icon}", ""]
+    if dataset.get("warning"):
+        lines += [f"> [!WARNING]\n> {dataset['warning']}", ""]
+    accuracy = final.get("test_accuracy")
+    lines += [
+        "| | |",
+        "| --- | --- |",
+        f"| status | **{outcome.status}** |",
+        f"| test accuracy | **{_fmt(accuracy and 100 * accuracy, '.2f')}%** |",
+        f"| training time | {_fmt(final.get('train_seconds'), '.1f')} s |",
+        f"| throughput | {_fmt(final.get('samples_per_second'), ',.0f')} samples/s |",
+        f"| dataset | {dataset.get('name', 'unknown')} ({dataset.get('train_size', '?')} train / {dataset.get('test_size', '?')} test) |",
+        f"| job | `{outcome.job_name or outcome.job_id or '–'}` |",
+        f"| total time | {outcome.timings.total:.1f} s |",
+        "",
+    ]
+    if doc["epochs"]:
+        lines += ["### Per epoch", "", "| epoch | train loss | test loss | test accuracy | seconds | samples/s |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for e in doc["epochs"]:
+            lines.append(
+                f"| {e['epoch']} | {e['train_loss']:.4f} | {e['test_loss']:.4f} | {100 * e['test_accuracy']:.2f}% | {e['seconds']:.1f} | {e['samples_per_second']:,.0f} |"
+            )
+        lines.append("")
+    if outcome.timings.phases:
+        lines += ["### Timings", "", "| phase | seconds |", "| --- | ---: |"]
+        lines += [f"| {name} | {seconds:.1f} |" for name, seconds in outcome.timings.phases.items()]
+        lines.append("")
+    if outcome.error:
+        lines += ["### What went wrong (last lines)", "", "```text", outcome.error.rstrip(), "```", ""]
+    if outcome.dashboard:
+        lines += ["### Ray dashboard", "", outcome.dashboard, ""]
+    lines += [f"Outputs: `{output_dir}` (job.log, metrics.json, model.pt, training-curves.png, timings.json, summary.md)."]
+    return "\n".join(lines) + "\n"
+
+
+def step_outputs(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path) -> dict[str, str]:
+    accuracy = doc["final"].get("test_accuracy")
+    return {
+        "job-status": outcome.status,
+        "test-accuracy": "" if accuracy is None else f"{accuracy:.4f}",
+        "job-name": outcome.job_name or outcome.job_id,
+        "duration-seconds": f"{outcome.timings.total:.0f}",
+        "artifacts-path": str(output_dir.resolve()),
+        "dashboard-command": outcome.dashboard_command,
+        "cluster-name": outcome.cluster_name,
+        "resource-group": outcome.resource_group,
+    }
+
+
+def write_outputs(cfg: Config, outcome: RunOutcome) -> dict[str, Any]:
+    """Write metrics.json, training-curves.png, timings.json and summary.md; return metrics.json's content."""
+    output_dir = cfg.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    metrics = parse_log(read_job_log(output_dir))
+    doc = metrics_document(outcome, metrics)
+    if metrics.dataset and metrics.dataset.get("warning"):
+        gha.warning(metrics.dataset["warning"], title="aks-ray: not the full MNIST set")
+    (output_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    (output_dir / "timings.json").write_text(json.dumps({**outcome.timings.phases, "total": outcome.timings.total}, indent=2) + "\n", encoding="utf-8")
+    try:
+        write_curves(output_dir / "training-curves.png", metrics, f"MNIST CNN on Ray ({outcome.target}): {outcome.status}")
+    except Exception as exc:  # a plot is never worth failing a run, or losing the summary over
+        log.warning("could not draw training-curves.png: %s", exc)
+    summary = summary_markdown(doc, outcome, output_dir)
+    (output_dir / "summary.md").write_text(summary, encoding="utf-8")
+    gha.append_summary(cfg.github.step_summary, summary)
+    gha.set_outputs(cfg.github.output, step_outputs(doc, outcome, output_dir))
+    return doc

@@ -1,0 +1,24 @@
+"""`aks-ray validate`: every input checked, nothing touched.
+
+By the time main() runs, config.load() has already refused bad values (exit 2).
+What is left is to say what was accepted, so a person can see the run's shape.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import gha
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+
+def main(cfg: Config, words: tuple[str, ...]) -> int:
+    t = cfg.training
+    log.info(
+        "inputs are valid: target=%s, %d worker(s) x %d CPU, %d epoch(s), batch size %d, timeout %d s",
+        cfg.target, t.workers, t.cpus_per_worker, t.epochs, t.batch_size, cfg.common.timeout,
+    )
+    gha.set_outputs(cfg.github.output, {"target": cfg.target})
+    return 0

