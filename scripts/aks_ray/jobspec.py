@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import shlex
 
-from .config import Config
+from .config import Config, TrainingOptions
+
+DEFAULT_MIRROR = TrainingOptions().mnist_mirror
 
 # Where the driver writes model.pt and result.json on the Ray head, for the
 # Kubernetes targets; the local target passes a folder under --output-dir.
@@ -29,6 +31,9 @@ def training_flags(cfg: Config, artifacts_dir: str, data_dir: str | None = None)
     ]  # fmt: skip
     if t.use_gpu:
         flags.append("--use-gpu")
+    if t.mnist_mirror != DEFAULT_MIRROR:
+        # A mirror the user chose must work: no quiet fallback to the sample.
+        flags.append("--no-sample-fallback")
     if data_dir:
         flags += ["--data-dir", data_dir]
     return flags

@@ -1,0 +1,319 @@
+"""The local target: a Ray head on this machine, the job submitted as a remote cluster receives it.
+
+`ray start --head --block` runs as our child in its own process group, bound to
+loopback, with token authentication on and a token that lives in a private
+file, never in the outputs. The training folder goes up through the Ray Jobs
+API as the job's working_dir, its log streams to the terminal, and whatever
+happens (success, failure, deadline, Ctrl-C) the outputs are written and the
+head we started is stopped, unless --keep-cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import gha, jobspec
+from .config import Config
+from .errors import EXIT_INTERRUPTED, DeadlineExceeded, OperationalError
+from .metrics import parse_line, progress_line
+from .proc import terminate_group
+from .report import FAILED, JOB_LOG, MODEL_FILE, STOPPED, SUCCEEDED, TIMED_OUT, RunOutcome, Timings, write_outputs
+from .retry import Deadline, retry, wait_until
+
+log = logging.getLogger(__name__)
+
+TERMINAL_JOB_STATES = {"SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "STOPPED": STOPPED}
+# Unix socket paths are limited to 107 bytes and Ray nests about 70 below its
+# temp dir, so a deep output folder gets a short temp dir and a copy of the logs.
+MAX_RAY_TEMP_DIR_LENGTH = 36
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ray_executable() -> str:
+    """The `ray` next to this interpreter (the venv's), else the one on PATH."""
+    beside = Path(sys.executable).parent / "ray"
+    found = str(beside) if beside.exists() else shutil.which("ray")
+    if found is None:
+        raise OperationalError("Ray is not installed in this environment.", "install the training extra: pip install 'aks-ray-action[train]'")
+    return found
+
+
+@dataclass
+class LocalRayHead:
+    """A Ray head we started, and everything needed to reach and stop it."""
+
+    temp_dir: Path
+    cpus: int
+    process: subprocess.Popen | None = None
+    dashboard_port: int = 0
+    auth_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aks-ray-auth-")))
+    token: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    @property
+    def token_path(self) -> Path:
+        return self.auth_dir / "auth_token"
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def start(self, deadline: Deadline) -> None:
+        # The token file is created 0600 inside a 0700 folder before Ray reads it.
+        descriptor = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(self.token)
+        retry(lambda: self._start_once(deadline), what="starting the local Ray head", attempts=3, retry_on=(OperationalError,))
+
+    def _start_once(self, deadline: Deadline) -> None:
+        self.dashboard_port = free_port()
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            ray_executable(), "start", "--head", "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={free_port()}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={self.dashboard_port}",
+            f"--ray-client-server-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--num-cpus={self.cpus}",
+            f"--temp-dir={self.temp_dir}",
+            "--include-dashboard=true",
+            "--disable-usage-stats",
+        ]  # fmt: skip
+        env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.token_path)}
+        env.pop("RAY_AUTH_TOKEN", None)
+        log_path = self.temp_dir.parent / "ray-start.log" if self.temp_dir.parent.exists() else None
+        log.info("starting a Ray head on 127.0.0.1 (dashboard port %d, %d CPUs, temp dir %s)", self.dashboard_port, self.cpus, self.temp_dir)
+        stdout = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (kept open for the child's lifetime)
+        self.process = subprocess.Popen(args, env=env, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_until(self._ready, Deadline(min(120.0, deadline.remaining), "the local Ray head to start"), interval=0.5)
+        except DeadlineExceeded as exc:
+            self.stop()
+            raise OperationalError(f"{exc.message} See {log_path}.", "check that no firewall blocks loopback and that the machine has free memory") from exc
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise OperationalError(f"`ray start` exited with code {self.process.returncode} before the head was up.")
+        request = urllib.request.Request(f"{self.dashboard_url}/api/version", headers=self.auth_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 (a loopback http URL we built)
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        """Stop exactly the processes we started (not `ray stop`, which stops every Ray on the machine)."""
+        if self.process is not None:
+            log.info("stopping the local Ray head (pid %d)", self.process.pid)
+            terminate_group(self.process, grace=15)
+            self.process = None
+        shutil.rmtree(self.auth_dir, ignore_errors=True)
+
+
+class LogStreamer:
+    """Streams a job's log live: raw lines to the terminal, a progress line per epoch."""
+
+    def __init__(self, client, job_id: str, on_record: Callable[[dict], None] | None = None) -> None:
+        self.client, self.job_id, self.on_record = client, job_id, on_record
+        self.lines: list[str] = []
+        self._partial = ""
+        self._thread = threading.Thread(target=self._run, name="job-log", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        async def pump() -> None:
+            async for chunk in self.client.tail_job_logs(self.job_id):
+                self.feed(chunk)
+
+        try:
+            asyncio.run(pump())
+        except Exception as exc:  # the final log is fetched whole afterwards; a broken stream only costs liveness
+            log.debug("log stream ended: %s", exc)
+
+    def feed(self, chunk: str) -> None:
+        text = self._partial + chunk
+        *complete, self._partial = text.split("\n")
+        for line in complete:
+            self.lines.append(line)
+            sys.stderr.write(f"  | {line}\n")
+            record = parse_line(line)
+            if record is not None:
+                message = progress_line(record)
+                if message:
+                    log.info("%s", message)
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """A cancelled workflow sends SIGTERM: treat it as Ctrl-C, so clean-up runs."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def ray_temp_dir(output_dir: Path) -> Path:
+    inside = output_dir / "ray"
+    if len(str(inside)) <= MAX_RAY_TEMP_DIR_LENGTH:
+        return inside
+    return Path(tempfile.mkdtemp(prefix="aks-ray-"))
+
+
+def wait_for_job(client, job_id: str, deadline: Deadline) -> str:
+    def terminal() -> str | None:
+        status = str(retry(lambda: client.get_job_status(job_id), what="reading the job status", attempts=5))
+        status = status.split(".")[-1]
+        return TERMINAL_JOB_STATES.get(status)
+
+    return wait_until(terminal, deadline, interval=1.0, fix="raise --timeout, or train fewer epochs")
+
+
+def run(cfg: Config) -> int:
+    from ray.job_submission import JobSubmissionClient
+
+    output_dir = cfg.output_dir.resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    artifacts_dir = output_dir / "artifacts"
+    timings = Timings()
+    outcome = RunOutcome(target="local", status=FAILED, timings=timings)
+    deadline = Deadline(cfg.common.timeout, "the training job")
+    head = LocalRayHead(temp_dir=ray_temp_dir(output_dir), cpus=max(os.cpu_count() or 1, cfg.training.workers * cfg.training.cpus_per_worker))
+    streamer: LogStreamer | None = None
+    client = None
+    interrupted = False
+
+    if cfg.common.dry_run:
+        print(f"would start a local Ray head and submit: {jobspec.entrypoint_command(cfg, str(artifacts_dir))}")
+        return 0
+
+    with sigterm_as_interrupt():
+        try:
+            with gha.group("Start a local Ray head"), timings.phase("ray start"):
+                head.start(deadline)
+            with gha.group("Submit the training job"), timings.phase("submit"):
+                client = retry(lambda: JobSubmissionClient(head.dashboard_url, headers=head.auth_headers), what="connecting to the Ray Jobs API", attempts=5)
+                data_dir = str(cfg.training.data_dir.resolve()) if cfg.training.data_dir else None
+                entrypoint = jobspec.entrypoint_command(cfg, str(artifacts_dir), data_dir)
+                outcome.job_id = client.submit_job(
+                    entrypoint=entrypoint,
+                    runtime_env={"working_dir": str(cfg.training.training_dir.resolve()), "excludes": ["__pycache__", "*.pyc"]},
+                    metadata={"submitted-by": "aks-ray"},
+                )
+                log.info("submitted %s: %s", outcome.job_id, entrypoint)
+            with gha.group("Training (live log)"), timings.phase("train"):
+                streamer = LogStreamer(client, outcome.job_id)
+                streamer.start()
+                outcome.status = wait_for_job(client, outcome.job_id, deadline)
+        except KeyboardInterrupt:
+            interrupted = True
+            outcome.status = STOPPED
+            log.error("interrupted: stopping the job and the Ray head; partial outputs are kept")
+        except DeadlineExceeded as exc:
+            outcome.status = TIMED_OUT
+            outcome.error = str(exc)
+            gha.error(str(exc), title="aks-ray: deadline")
+        except OperationalError as exc:
+            outcome.error = str(exc)
+            gha.error(str(exc), title="aks-ray: local run failed")
+        finally:
+            with gha.group("Collect outputs"), timings.phase("collect"):
+                collect(cfg, client, outcome, streamer, artifacts_dir, output_dir)
+            if cfg.common.keep_cluster and head.process is not None:
+                announce_kept_cluster(head, outcome)
+            else:
+                outcome.dashboard = "The local Ray cluster was stopped after the job; run again with `--keep-cluster` to keep its dashboard open."
+                with timings.phase("ray stop"):
+                    head.stop()
+                copy_ray_logs(head.temp_dir, output_dir)
+            write_outputs(cfg, outcome)
+
+    log.info("status %s; outputs in %s", outcome.status, output_dir)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return 0 if outcome.status == SUCCEEDED else 1
+
+
+def collect(cfg: Config, client, outcome: RunOutcome, streamer: LogStreamer | None, artifacts_dir: Path, output_dir: Path) -> None:
+    """job.log (whole, from Ray, or what was streamed) and model.pt, whatever state the job is in."""
+    if client is not None and outcome.job_id:
+        if outcome.status in (STOPPED, TIMED_OUT):
+            with contextlib.suppress(Exception):
+                client.stop_job(outcome.job_id)
+                wait_for_job(client, outcome.job_id, Deadline(30, "the job to stop"))
+    if streamer is not None:
+        streamer.join(timeout=10)
+    text = None
+    if client is not None and outcome.job_id:
+        try:
+            text = retry(lambda: client.get_job_logs(outcome.job_id), what="fetching the job log", attempts=3)
+        except Exception as exc:
+            log.warning("could not fetch the whole job log (%s); keeping what was streamed", exc)
+    if text is None and streamer is not None:
+        text = "\n".join(streamer.lines)
+    (output_dir / JOB_LOG).write_text(text or "", encoding="utf-8")
+    model = artifacts_dir / MODEL_FILE
+    if model.exists():
+        shutil.copy2(model, output_dir / MODEL_FILE)
+    if outcome.status != SUCCEEDED and not outcome.error:
+        outcome.error = "\n".join((text or "").splitlines()[-25:])
+
+
+def copy_ray_logs(temp_dir: Path, output_dir: Path) -> None:
+    """The Ray session logs belong in the outputs; copy them when Ray's temp dir had to live elsewhere."""
+    if temp_dir.is_relative_to(output_dir):
+        return
+    logs = temp_dir / "session_latest" / "logs"
+    if logs.is_dir():
+        shutil.copytree(logs, output_dir / "ray-logs", dirs_exist_ok=True)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def announce_kept_cluster(head: LocalRayHead, outcome: RunOutcome) -> None:
+    assert head.process is not None
+    command = f"kill -TERM -{head.process.pid}"
+    outcome.dashboard = (
+        f"The local Ray cluster is still running (--keep-cluster). Dashboard: {head.dashboard_url} "
+        f"(token authentication is on; the token is in `{head.token_path}`). Stop it with `{command}`."
+    )
+    outcome.dashboard_command = command
+    log.info("Ray dashboard: %s (token in %s); stop the cluster with: %s", head.dashboard_url, head.token_path, command)
