@@ -19,7 +19,7 @@ RAY_IMAGE = f"rayproject/ray:{RAY_VERSION}-py311-cpu"
 KUBERNETES_VERSION = "1.33"
 
 TERRAFORM_VERSION = "1.11.4"
-AZURERM_PROVIDER_VERSION = "4.14.0"
+AZURERM_PROVIDER_VERSION = "4.16.0"
 
 
 def versions_table() -> list[tuple[str, str]]:
