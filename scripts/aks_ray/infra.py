@@ -1,0 +1,460 @@
+"""`aks-ray infra plan | apply | destroy`: Terraform for the AKS cluster, driven safely.
+
+plan     terraform init, then plan -out to a saved plan with -detailed-exitcode;
+         the changes, by resource, go to the step summary.
+apply    applies exactly that saved plan (or nothing, when it has no changes,
+         so a reused cluster costs seconds), then reads `terraform output -json`
+         into step outputs and `infra.json` in --output-dir (no secrets).
+destroy  per --destroy-policy: never, always, or on-success (the run's
+         metrics.json says SUCCEEDED).
+
+Terraform signs in the way the action does: ARM_USE_OIDC with the client,
+tenant and subscription IDs in GitHub Actions (the azurerm provider fetches the
+job's OIDC token itself), the Azure CLI login elsewhere. Variables reach it in
+a JSON variables file built from the options. The plan, the variables file and
+any local state stay out of --output-dir, which is uploaded as an artifact:
+a plan file holds the prior state, secrets included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import azure_errors, gha, proc, versions
+from .config import Config
+from .errors import EXIT_OK, OperationalError, UserError
+
+log = logging.getLogger(__name__)
+
+PLAN_FILE = "aks-ray.tfplan"
+PLAN_SUMMARY_FILE = "plan-summary.json"
+VARS_FILE = "aks-ray.tfvars.json"
+STATE_FILE = "infra.json"
+# Written into the Terraform folder for local state, and removed again when a
+# backend is configured; the marker says it is ours to remove.
+LOCAL_BACKEND_OVERRIDE = "aks_ray_local_backend_override.tf"
+OVERRIDE_MARKER = "# Written by aks-ray: local state for a trial run"
+
+TIMEOUTS = {"init": 600, "plan": 1200, "show": 300, "apply": 3600, "output": 300, "destroy": 3600}
+# Output names copied into infra.json and the step outputs; anything else (and
+# anything Terraform marks sensitive) stays out.
+PUBLIC_OUTPUTS = (
+    "resource_group_name",
+    "cluster_name",
+    "cluster_id",
+    "location",
+    "kubernetes_version",
+    "node_resource_group",
+    "oidc_issuer_url",
+    "system_pool_name",
+    "ray_pool_name",
+    "ray_pool_node_labels",
+    "ray_pool_node_taints",
+)
+TERRAFORM_FIX = (
+    f"install Terraform {versions.TERRAFORM_VERSION} "
+    f"(in a workflow: hashicorp/setup-terraform with terraform_version: {versions.TERRAFORM_VERSION})."
+)
+
+
+# ------------------------------------------------------------ pure parts
+
+
+def terraform_variables(cfg: Config, now: dt.datetime) -> dict[str, Any]:
+    """The Terraform input variables for this configuration (see terraform/variables.tf)."""
+    azure = cfg.azure
+    autoscaling = None
+    if azure.ray_min_nodes is not None and azure.ray_max_nodes is not None:
+        autoscaling = {"min_nodes": azure.ray_min_nodes, "max_nodes": azure.ray_max_nodes}
+    expires = now.astimezone(dt.timezone.utc) + dt.timedelta(hours=azure.expires_in_hours)
+    return {
+        "location": azure.location,
+        "name_prefix": azure.name_prefix,
+        "resource_group_name": cfg.resource_group,
+        "cluster_name": cfg.cluster_name,
+        "kubernetes_version": azure.kubernetes_version,
+        "system_vm_size": azure.system_vm_size,
+        "system_node_count": azure.system_node_count,
+        "ray_vm_size": azure.ray_vm_size,
+        "ray_node_count": azure.ray_node_count,
+        "ray_autoscaling": autoscaling,
+        "tags": dict(azure.tags),
+        "github_run_id": cfg.github.run_id,
+        "expires_on": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def terraform_env(cfg: Config) -> dict[str, str]:
+    """How Terraform signs in: OIDC in GitHub Actions, the Azure CLI elsewhere."""
+    azure = cfg.azure
+    env = {"TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+    for name, value in (
+        ("ARM_SUBSCRIPTION_ID", azure.azure_subscription_id),
+        ("ARM_TENANT_ID", azure.azure_tenant_id),
+        ("ARM_CLIENT_ID", azure.azure_client_id),
+    ):
+        if value:
+            env[name] = value
+    if cfg.github.actions and not cfg.github.act:
+        env["ARM_USE_OIDC"] = "true"
+        env["ARM_USE_CLI"] = "false"
+    return env
+
+
+def init_args(cfg: Config) -> list[str]:
+    args = ["init", "-input=false", "-no-color", "-reconfigure"]
+    args += [f"-backend-config={key}={value}" for key, value in cfg.azure.tf_backend_config]
+    return args
+
+
+def plan_args(work: Path) -> list[str]:
+    return ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={work / PLAN_FILE}", f"-var-file={work / VARS_FILE}"]
+
+
+def apply_args(work: Path) -> list[str]:
+    # A saved plan is applied as it is: no variables, no prompt, no re-planning.
+    return ["apply", "-input=false", "-no-color", str(work / PLAN_FILE)]
+
+
+def destroy_args(work: Path) -> list[str]:
+    return ["destroy", "-input=false", "-no-color", "-auto-approve", f"-var-file={work / VARS_FILE}"]
+
+
+ACTION_NAMES = {
+    ("create",): "create",
+    ("update",): "update",
+    ("delete",): "destroy",
+    ("delete", "create"): "replace",
+    ("create", "delete"): "replace",
+}
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What a plan does, by resource: the counts Terraform prints, and the rows behind them."""
+
+    rows: tuple[tuple[str, str], ...] = ()  # (address, create|update|destroy|replace)
+    # -detailed-exitcode said 2: something (resources or only outputs) would change.
+    changed: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        by_action = Counter(action for _, action in self.rows)
+        return {
+            "add": by_action["create"] + by_action["replace"],
+            "change": by_action["update"],
+            "destroy": by_action["destroy"] + by_action["replace"],
+        }
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": [list(row) for row in self.rows], "changed": self.changed, **self.counts}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> PlanSummary:
+        return cls(tuple((str(address), str(action)) for address, action in doc.get("rows", [])), bool(doc.get("changed")))
+
+
+def summarize_plan(plan: Mapping[str, Any], changed: bool = True) -> PlanSummary:
+    """The resource changes of `terraform show -json <plan>`, without their values (they may be secret)."""
+    rows = []
+    for change in plan.get("resource_changes") or []:
+        actions = tuple((change.get("change") or {}).get("actions") or ())
+        name = ACTION_NAMES.get(actions)
+        if name is not None:
+            rows.append((change.get("address", "?"), name))
+    return PlanSummary(tuple(rows), changed)
+
+
+def plan_markdown(summary: PlanSummary, cfg: Config) -> str:
+    counts = summary.counts
+    title = f"### Terraform plan for `{cfg.resource_group}/{cfg.cluster_name}` ({cfg.azure.location})"
+    if not summary.changed:
+        return f"{title}\n\nNo changes: the infrastructure matches the configuration, so apply is skipped.\n"
+    if not summary.has_changes:
+        return f"{title}\n\nNo resource changes; only Terraform outputs change.\n"
+    lines = [
+        title,
+        "",
+        f"**{counts['add']} to add, {counts['change']} to change, {counts['destroy']} to destroy.**",
+        "",
+        "| resource | action |",
+        "| --- | --- |",
+    ]
+    icons = {"create": "➕ create", "update": "✏️ update", "destroy": "🗑️ destroy", "replace": "♻️ replace"}
+    lines += [f"| `{address}` | {icons[action]} |" for address, action in summary.rows]
+    return "\n".join(lines) + "\n"
+
+
+def public_outputs(output_json: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of `terraform output -json` that may be shown: known names, never sensitive ones."""
+    return {
+        name: item.get("value")
+        for name, item in output_json.items()
+        if name in PUBLIC_OUTPUTS and isinstance(item, Mapping) and not item.get("sensitive")
+    }
+
+
+def should_destroy(policy: str, infra_mode: str, succeeded: bool | None) -> tuple[bool, str]:
+    """Whether to destroy, and why, in words for the log."""
+    if infra_mode == "skip":
+        return False, "infra-mode is skip: this run manages no Azure resources"
+    if infra_mode == "reuse":
+        return False, "infra-mode is reuse: the cluster was there before this run and stays"
+    if policy == "never":
+        return False, "destroy-policy is never: the cluster stays (its tags say when it expires)"
+    if policy == "always":
+        return True, "destroy-policy is always"
+    if succeeded is None:
+        return False, "destroy-policy is on-success, but no result of the run was found: kept, to be safe"
+    if succeeded:
+        return True, "destroy-policy is on-success and the run succeeded"
+    return False, "destroy-policy is on-success and the run failed: kept for debugging"
+
+
+def step_outputs(outputs: Mapping[str, Any], summary: PlanSummary | None) -> dict[str, str]:
+    values = {
+        "resource-group": str(outputs.get("resource_group_name", "")),
+        "cluster-name": str(outputs.get("cluster_name", "")),
+        "oidc-issuer-url": str(outputs.get("oidc_issuer_url", "")),
+    }
+    if summary is not None:
+        counts = summary.counts
+        values.update({"plan-add": str(counts["add"]), "plan-change": str(counts["change"]), "plan-destroy": str(counts["destroy"])})
+    return values
+
+
+# ------------------------------------------------------------- state file
+
+
+def write_state(output_dir: Path, doc: Mapping[str, Any]) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / STATE_FILE
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def read_state(output_dir: Path) -> dict[str, Any] | None:
+    path = output_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        log.warning("%s is not valid JSON; ignoring it", path)
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def run_succeeded(output_dir: Path) -> bool | None:
+    """The run's verdict from metrics.json (written by every target), or None if there is none."""
+    path = output_dir / "metrics.json"
+    try:
+        status = json.loads(path.read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return None if not status else status == "SUCCEEDED"
+
+
+# ------------------------------------------------------------------ I/O
+
+
+@dataclass
+class Terraform:
+    """Runs the terraform CLI in the configuration folder, with the run's environment."""
+
+    cfg: Config
+    executable: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.executable = self.executable or proc.require_executable("terraform", TERRAFORM_FIX)
+        self.env = self.env or terraform_env(self.cfg)
+        self.dir = self.cfg.azure.terraform_dir.resolve()
+        if not (self.dir / "terraform.tf").is_file() and not any(self.dir.glob("*.tf")):
+            raise UserError(
+                f"{self.dir} holds no Terraform configuration (*.tf).", "point --terraform-dir at the project's terraform/ folder."
+            )
+        self.work = self.dir / ".terraform" / "aks-ray"
+
+    def run(self, step: str, args: list[str], *, echo: bool = True, ok: tuple[int, ...] = (0,)) -> proc.Result:
+        result = proc.run([self.executable, f"-chdir={self.dir}", *args], timeout=TIMEOUTS[step], env=self.env, echo=echo)
+        if result.returncode not in ok:
+            doing = f"terraform {step}"
+            explained = azure_errors.explain_text(result.output, doing=doing, assignee=self.cfg.azure.azure_client_id)
+            if explained is not None:
+                raise explained
+            tail = result.tail(15) if echo else "(output not shown: it may hold secrets)"
+            raise OperationalError(
+                f"{doing} failed with exit code {result.returncode}:\n{tail}",
+                "read the Terraform error above; fix the input or the Azure permission it names, and re-run.",
+            )
+        return result
+
+    def prepare(self) -> None:
+        """Choose the backend, write the variables file, and run terraform init."""
+        self.work.mkdir(mode=0o700, parents=True, exist_ok=True)
+        override = self.dir / LOCAL_BACKEND_OVERRIDE
+        if self.cfg.azure.tf_backend_config:
+            if override.is_file() and override.read_text(encoding="utf-8").startswith(OVERRIDE_MARKER):
+                override.unlink()
+        else:
+            log.warning(
+                "no --tf-backend-config: Terraform state stays on this machine (%s); fine for a trial, not for shared use", self.dir
+            )
+            override.write_text(
+                f'{OVERRIDE_MARKER}; set --tf-backend-config to use the azurerm backend.\nterraform {{\n  backend "local" {{}}\n}}\n',
+                encoding="utf-8",
+            )
+        variables = terraform_variables(self.cfg, dt.datetime.now(dt.timezone.utc))
+        fd = os.open(self.work / VARS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(variables, handle, indent=2)
+        self.run("init", init_args(self.cfg))
+
+    def plan(self) -> PlanSummary:
+        result = self.run("plan", plan_args(self.work), ok=(0, 2))
+        if result.returncode == 0:
+            summary = PlanSummary()
+        else:
+            shown = self.run("show", ["show", "-json", "-no-color", str(self.work / PLAN_FILE)], echo=False)
+            try:
+                summary = summarize_plan(json.loads(shown.output))
+            except ValueError:
+                raise OperationalError(
+                    "terraform show -json did not print JSON.", "check the Terraform version (see README, Versions)."
+                ) from None
+            if not summary.has_changes:
+                log.info("the plan changes Terraform outputs only")
+        (self.work / PLAN_SUMMARY_FILE).write_text(json.dumps(summary.to_json()) + "\n", encoding="utf-8")
+        return summary
+
+    def saved_plan(self) -> PlanSummary | None:
+        path = self.work / PLAN_SUMMARY_FILE
+        if not path.is_file() or not (self.work / PLAN_FILE).is_file():
+            return None
+        return PlanSummary.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+    def apply(self) -> None:
+        self.run("apply", apply_args(self.work))
+        # A plan file is spent once applied; removing it keeps a re-run from applying it twice.
+        (self.work / PLAN_FILE).unlink(missing_ok=True)
+
+    def outputs(self) -> dict[str, Any]:
+        result = self.run("output", ["output", "-json", "-no-color"], echo=False)
+        try:
+            return public_outputs(json.loads(result.output or "{}"))
+        except ValueError:
+            raise OperationalError(
+                "terraform output -json did not print JSON.", "check the Terraform version (see README, Versions)."
+            ) from None
+
+    def destroy(self) -> None:
+        self.run("destroy", destroy_args(self.work))
+
+
+def _check_oidc(cfg: Config) -> None:
+    from .credentials import OIDC_PERMISSION_FIX
+
+    if cfg.github.actions and not cfg.github.act and not (cfg.github.oidc_request_url and cfg.github.oidc_request_token):
+        raise UserError("this GitHub Actions job cannot request an OIDC token, so Terraform cannot sign in to Azure.", OIDC_PERMISSION_FIX)
+
+
+def plan(cfg: Config, terraform: Terraform | None = None) -> PlanSummary | None:
+    """init + plan; None when infra-mode says not to plan."""
+    if cfg.azure.infra_mode != "apply":
+        log.info("infra-mode is %s: no plan", cfg.azure.infra_mode)
+        return None
+    _check_oidc(cfg)
+    terraform = terraform or Terraform(cfg)
+    with gha.group("terraform init and plan"):
+        terraform.prepare()
+        summary = terraform.plan()
+    counts = summary.counts
+    log.info("plan: %d to add, %d to change, %d to destroy", counts["add"], counts["change"], counts["destroy"])
+    gha.append_summary(cfg.github.step_summary, plan_markdown(summary, cfg))
+    gha.set_outputs(
+        cfg.github.output, {"plan-add": str(counts["add"]), "plan-change": str(counts["change"]), "plan-destroy": str(counts["destroy"])}
+    )
+    return summary
+
+
+def apply(cfg: Config, terraform: Terraform | None = None) -> dict[str, Any]:
+    """Apply the saved plan (if it changes anything) and hand the outputs on; return them."""
+    mode = cfg.azure.infra_mode
+    fallback = {"resource_group_name": cfg.resource_group, "cluster_name": cfg.cluster_name, "location": cfg.azure.location}
+    if mode == "skip":
+        log.info("infra-mode is skip: no Terraform, no Azure calls")
+        return fallback
+    _check_oidc(cfg)
+    terraform = terraform or Terraform(cfg)
+    summary: PlanSummary | None = None
+    applied = False
+    with gha.group("terraform apply and outputs"):
+        if mode == "apply":
+            summary = terraform.saved_plan()
+            if summary is None:
+                raise UserError(
+                    "there is no saved plan to apply.", "run `aks-ray infra plan` first, in the same job and with the same --terraform-dir."
+                )
+            if summary.changed:
+                terraform.apply()
+                applied = True
+            else:
+                log.info("the saved plan has no changes: nothing to apply")
+        else:
+            terraform.prepare()
+        outputs = terraform.outputs()
+    if not outputs.get("cluster_name"):
+        log.info("Terraform has no outputs (no state here): using the names from the options")
+        outputs = fallback
+    state = {**outputs, "infra_mode": mode, "applied": applied, "plan": summary.counts if summary else None}
+    write_state(cfg.output_dir, state)
+    gha.set_outputs(cfg.github.output, step_outputs(outputs, summary))
+    return outputs
+
+
+def destroy(cfg: Config, succeeded: bool | None, terraform: Terraform | None = None) -> bool:
+    """Destroy per policy; return whether it did."""
+    decision, reason = should_destroy(cfg.azure.destroy_policy, cfg.azure.infra_mode, succeeded)
+    log.info("destroy: %s", reason)
+    if not decision:
+        if cfg.azure.infra_mode == "apply":
+            gha.notice(
+                f"{reason}. To delete it: aks-ray infra destroy --destroy-policy always (or az group delete -n {cfg.resource_group})",
+                title="aks-ray: cluster kept",
+            )
+        return False
+    _check_oidc(cfg)
+    terraform = terraform or Terraform(cfg)
+    with gha.group("terraform destroy"):
+        terraform.prepare()
+        terraform.destroy()
+    state = read_state(cfg.output_dir) or {}
+    write_state(cfg.output_dir, {**state, "destroyed": True})
+    gha.append_summary(cfg.github.step_summary, f"### Azure resources destroyed\n\n`{cfg.resource_group}/{cfg.cluster_name}`: {reason}.\n")
+    return True
+
+
+def main(cfg: Config, words: tuple[str, ...]) -> int:
+    action = words[-1]
+    if action == "plan":
+        plan(cfg)
+    elif action == "apply":
+        apply(cfg)
+    elif action == "destroy":
+        destroy(cfg, run_succeeded(cfg.output_dir))
+    else:  # pragma: no cover - the CLI offers only these
+        raise UserError(f"unknown infra action {action!r}", "use plan, apply or destroy")
+    return EXIT_OK
