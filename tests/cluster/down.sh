@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Stops the local test cluster and removes everything it left on the machine:
+# containers, processes, mounts, network namespaces, links, routes, iptables
+# rules and cgroups. The cache (binaries, images) is kept. Safe to run twice.
+. "$(dirname "$0")/lib.sh"
+
+ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
+
+# stop_daemon NAME: SIGTERM, then SIGKILL after a deadline, by recorded pid only.
+stop_daemon() {
+  local pidfile="$PID_DIR/$1.pid" pid
+  [[ -f $pidfile ]] || return 0
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 20))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$1 (pid $pid) ignored SIGTERM; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    log "stopped $1"
+  fi
+  rm -f "$pidfile"
+}
+
+# Kills every container through containerd, so shims exit and unmount rootfs.
+remove_containers() {
+  [[ -S $CONTAINERD_SOCK ]] && daemon_alive containerd || return 0
+  local id
+  for id in $(ctr_ tasks ls -q 2>/dev/null); do
+    ctr_ tasks kill --all --signal SIGKILL "$id" >/dev/null 2>&1 || true
+  done
+  local deadline=$((SECONDS + 30))
+  for id in $(ctr_ tasks ls -q 2>/dev/null); do
+    until ctr_ tasks delete --force "$id" >/dev/null 2>&1 || ((SECONDS >= deadline)); do sleep 0.5; done
+  done
+  for id in $(ctr_ containers ls -q 2>/dev/null); do
+    ctr_ containers delete "$id" >/dev/null 2>&1 || true
+  done
+}
+
+# Processes still running a binary from this cluster's cache (a shim or a
+# daemon whose pid file was lost), found by executable path and ended by pid.
+kill_leftovers() {
+  local pid exe
+  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || continue
+    case "$exe" in
+      "$CACHE_DIR"/*) ;;
+      /usr/bin/containerd-shim-runc-v2)
+        grep -qaF "$CONTAINERD_SOCK" "/proc/$pid/cmdline" 2>/dev/null || continue ;;
+      *) continue ;;
+    esac
+    log "ending leftover $exe (pid $pid)"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
+unmount_under() {
+  local dir="$1" m
+  # Deepest first; lazily, so a busy mount cannot stop the clean-up.
+  for m in $(awk -v d="$dir" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || log "could not unmount $m"
+  done
+}
+
+remove_network_namespaces() {
+  local ns
+  for ns in $(cat "$STATE_DIR/netns.created" 2>/dev/null) $(ls /var/run/netns 2>/dev/null | grep '^cni-' || true); do
+    # Only namespaces whose interfaces are on our bridge's subnet, or recorded as ours.
+    [[ -e /var/run/netns/$ns ]] || continue
+    if ip netns exec "$ns" ip -4 addr 2>/dev/null | grep -qF "inet ${POD_CIDR%.*}."; then
+      umount -l "/var/run/netns/$ns" 2>/dev/null || true
+      rm -f "/var/run/netns/$ns"
+    fi
+  done
+}
+
+# Removes every iptables rule and chain that kube-proxy, the kubelet, CNI or
+# this script made, and nothing else.
+clean_iptables() {
+  local cmd table
+  for cmd in iptables ip6tables; do
+    command -v "$cmd" >/dev/null || continue
+    if [[ -x $K8S_BIN/kube-proxy ]]; then "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
+    for table in filter nat mangle raw; do
+      "$cmd-save" -t "$table" 2>/dev/null | grep -qE 'KUBE-|CNI-|aks-ray-cluster' || continue
+      "$cmd-save" -t "$table" | grep -vE -- '-j (KUBE|CNI)-|^:(KUBE|CNI)-|^-A (KUBE|CNI)-|aks-ray-cluster' |
+        "$cmd-restore" -T "$table" || log "could not clean $cmd table $table"
+    done
+  done
+}
+
+remove_cgroups() {
+  local hierarchy dir
+  for hierarchy in /sys/fs/cgroup/*/; do
+    for dir in "$hierarchy"kubepods "$hierarchy"kubepods.slice; do
+      [[ -d $dir ]] && find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+  done
+  return 0
+}
+
+main() {
+  [[ $(id -u) == 0 ]] || die "run as root"
+  stop_daemon kubelet
+  remove_containers
+  stop_daemon kube-proxy
+  stop_daemon containerd
+  stop_daemon kube-scheduler
+  stop_daemon kube-controller-manager
+  stop_daemon kube-apiserver
+  stop_daemon etcd
+  kill_leftovers
+  remove_network_namespaces
+  unmount_under "$RUN_DIR/"
+  unmount_under "$STATE_DIR/"
+  unmount_under "$CONTAINERD_ROOT/"
+  clean_iptables
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE"; fi
+  if [[ -f $STATE_DIR/ip_forward.orig ]]; then cat "$STATE_DIR/ip_forward.orig" >/proc/sys/net/ipv4/ip_forward; fi
+  remove_cgroups
+  # Keep the logs of the last run for diagnosis; drop everything else.
+  if [[ -d $STATE_DIR ]]; then
+    rm -rf "$STATE_DIR.last-logs" && { [[ -d $LOG_DIR ]] && mv "$LOG_DIR" "$STATE_DIR.last-logs" || true; }
+    rm -rf "$STATE_DIR"
+  fi
+  rm -rf "$RUN_DIR"
+  log "cluster down"
+}
+
+main "$@"
