@@ -371,12 +371,16 @@ def _check_oidc(cfg: Config) -> None:
         raise UserError("this GitHub Actions job cannot request an OIDC token, so Terraform cannot sign in to Azure.", OIDC_PERMISSION_FIX)
 
 
-def plan(cfg: Config, terraform: Terraform | None = None) -> PlanSummary | None:
-    """init + plan; None when infra-mode says not to plan."""
+def plan(cfg: Config, terraform: Terraform | None = None, *, preflight_check: bool = True, transport: Any = None) -> PlanSummary | None:
+    """Preflight, then init + plan; None when infra-mode says not to plan."""
     if cfg.azure.infra_mode != "apply":
         log.info("infra-mode is %s: no plan", cfg.azure.infra_mode)
         return None
     _check_oidc(cfg)
+    if preflight_check:
+        from . import preflight
+
+        preflight.run(cfg, transport=transport)
     terraform = terraform or Terraform(cfg)
     with gha.group("terraform init and plan"):
         terraform.prepare()

@@ -1,0 +1,326 @@
+"""Preflight: will Azure let this cluster exist? Answered in seconds, before any plan is applied.
+
+Checks, with the arithmetic shown in the log and the step summary:
+- the region exists and offers the chosen VM sizes to this subscription
+  (resource SKUs and their restrictions);
+- the subscription's regional vCPU quota, per VM family and in total, covers
+  the nodes the plan would add (nodes of an existing cluster already count
+  against the quota, so only the difference is needed);
+- the Ray head and workers fit on the Ray pool's nodes at all.
+
+A shortfall fails with what to change; nothing has been created at that point.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import azure_errors, gha
+from .config import Config
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+TOTAL_REGIONAL = "cores"  # the usage name of "Total Regional vCPUs"
+
+# AKS keeps this much CPU per node for the kubelet and the OS (millicores, by vCPU count).
+AKS_CPU_RESERVED_MILLI = {1: 60, 2: 100, 4: 140, 8: 180, 16: 260, 32: 420, 64: 740}
+# What the AKS daemon sets (Cilium, CNS, CSI drivers, kube-proxy or its replacement) request per node, roughly.
+DAEMONSET_CPU_MILLI = 500
+
+
+@dataclass(frozen=True)
+class Sku:
+    name: str
+    family: str
+    vcpus: int
+    restriction: str | None = None  # why this subscription cannot use it in the region; None if it can
+
+
+@dataclass(frozen=True)
+class Quota:
+    name: str
+    label: str
+    current: int
+    limit: int
+
+    @property
+    def free(self) -> int:
+        return self.limit - self.current
+
+
+@dataclass(frozen=True)
+class PoolNeed:
+    pool: str
+    vm_size: str
+    nodes: int
+    existing_nodes: int = 0  # nodes of this pool that already exist and count against the quota
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def markdown(self, location: str) -> str:
+        verdict = "passed ✅" if self.ok else "failed ❌"
+        parts = [f"### Azure preflight in `{location}` {verdict}", "", "```text", *self.lines, "```", ""]
+        parts += [f"- ❌ {p}" for p in self.problems] + [f"- ⚠️ {w}" for w in self.warnings]
+        return "\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------ pure parts
+
+
+def pool_needs(cfg: Config, existing: Mapping[str, tuple[str, int]] | None = None) -> list[PoolNeed]:
+    """Nodes each pool may reach (the autoscaler's maximum counts); `existing` maps pool name to (vm size, count)."""
+    azure = cfg.azure
+    existing = existing or {}
+    ray_nodes = azure.ray_max_nodes if azure.ray_max_nodes is not None else azure.ray_node_count
+
+    def already(pool: str, vm_size: str) -> int:
+        size, count = existing.get(pool, ("", 0))
+        return count if size.lower() == vm_size.lower() else 0
+
+    return [
+        PoolNeed("system", azure.system_vm_size, azure.system_node_count, already("system", azure.system_vm_size)),
+        PoolNeed("ray", azure.ray_vm_size, ray_nodes, already("ray", azure.ray_vm_size)),
+    ]
+
+
+def sku_index(skus: Iterable[Mapping[str, Any]], location: str) -> dict[str, Sku]:
+    """VM sizes offered in `location`, by lower-case name, from resource SKU records.
+
+    The records are the REST shapes (camelCase keys): the Azure SDK's models are
+    mappings of exactly those, so recorded responses and live ones read alike.
+    """
+    index: dict[str, Sku] = {}
+    for item in skus:
+        if str(item.get("resourceType", "")).lower() != "virtualmachines":
+            continue
+        if location.lower() not in [str(loc).lower() for loc in item.get("locations") or []]:
+            continue
+        caps = {c.get("name"): c.get("value") for c in item.get("capabilities") or []}
+        try:
+            vcpus = int(caps.get("vCPUs") or 0)
+        except ValueError:
+            vcpus = 0
+        restriction = next(
+            (
+                str(r.get("reasonCode") or "restricted")
+                for r in item.get("restrictions") or []
+                if str(r.get("type", "")).lower() == "location"
+            ),
+            None,
+        )
+        name = str(item.get("name", ""))
+        index[name.lower()] = Sku(name, str(item.get("family") or ""), vcpus, restriction)
+    return index
+
+
+def quota_index(usages: Iterable[Mapping[str, Any]]) -> dict[str, Quota]:
+    """Quotas by lower-case usage name, from usage records (REST shapes, as sku_index)."""
+    index = {}
+    for item in usages:
+        name = item.get("name") or {}
+        if not name.get("value"):
+            continue
+        value = str(name["value"])
+        index[value.lower()] = Quota(
+            value, str(name.get("localizedValue") or value), int(item.get("currentValue") or 0), int(item.get("limit") or 0)
+        )
+    return index
+
+
+def allocatable_milli(vcpus: int, with_daemonsets: bool) -> int:
+    reserved = next((milli for cores, milli in sorted(AKS_CPU_RESERVED_MILLI.items()) if vcpus <= cores), 740)
+    return vcpus * 1000 - reserved - (DAEMONSET_CPU_MILLI if with_daemonsets else 0)
+
+
+def ray_fit(cfg: Config, ray_sku: Sku, nodes: int) -> tuple[list[str], list[str], list[str]]:
+    """Can the Ray head and workers be placed on `nodes` Ray nodes? (lines, problems, warnings)."""
+    head = cfg.kube.head_cpus * 1000
+    worker = cfg.training.cpus_per_worker * 1000
+    pods = [head] + [worker] * cfg.training.workers
+    lines = [
+        f"Ray pods: head {cfg.kube.head_cpus} CPU + {cfg.training.workers} worker(s) x {cfg.training.cpus_per_worker} CPU"
+        f" = {sum(pods) / 1000:g} CPUs on up to {nodes} x {ray_sku.name} ({ray_sku.vcpus} vCPUs,"
+        f" about {allocatable_milli(ray_sku.vcpus, True) / 1000:g} allocatable after AKS reservations and daemon sets)"
+    ]
+    problems, warnings = [], []
+    hard = allocatable_milli(ray_sku.vcpus, with_daemonsets=False)
+    biggest = max(pods)
+    if biggest > hard:
+        problems.append(
+            f"a Ray pod asks for {biggest / 1000:g} CPUs but a {ray_sku.name} node has at most {hard / 1000:g} allocatable: "
+            "it can never run. "
+            f"Fix: lower --cpus-per-worker/--head-cpus, or choose a larger --ray-vm-size."
+        )
+        return lines, problems, warnings
+    if not _packs(pods, allocatable_milli(ray_sku.vcpus, with_daemonsets=True), nodes):
+        warnings.append(
+            f"the Ray pods ({sum(pods) / 1000:g} CPUs) may not all fit on {nodes} x {ray_sku.name} once AKS's own pods run there; "
+            "the job would wait for CPUs. Consider more Ray nodes (--ray-node-count/--ray-max-nodes) or fewer --workers."
+        )
+    return lines, problems, warnings
+
+
+def _packs(pods: list[int], capacity: int, nodes: int) -> bool:
+    """First-fit decreasing: good enough to tell whether pods fit on identical nodes."""
+    free = [capacity] * nodes
+    for pod in sorted(pods, reverse=True):
+        slot = next((i for i, room in enumerate(free) if room >= pod), None)
+        if slot is None:
+            return False
+        free[slot] -= pod
+    return True
+
+
+def check(cfg: Config, skus: Mapping[str, Sku], quotas: Mapping[str, Quota], needs: list[PoolNeed]) -> Report:
+    """The whole verdict, from data already fetched."""
+    azure = cfg.azure
+    report = Report()
+    location = azure.location
+    if not skus:
+        report.problems.append(
+            f"the region {location!r} offers no VM sizes to this subscription: it is not a region name, or the subscription cannot use it. "
+            "Fix: choose a region from `az account list-locations -o table` (--location)."
+        )
+        return report
+    by_family: dict[str, list[tuple[PoolNeed, Sku]]] = {}
+    for need in needs:
+        sku = skus.get(need.vm_size.lower())
+        if sku is None:
+            close = difflib.get_close_matches(need.vm_size.lower(), list(skus), n=3, cutoff=0.8)
+            hint = f" Did you mean {', '.join(skus[c].name for c in close)}?" if close else ""
+            report.problems.append(
+                f"the VM size {need.vm_size} ({need.pool} pool) is not offered in {location}.{hint} "
+                f"Fix: pick one from `az vm list-skus -l {location} --resource-type virtualMachines -o table`."
+            )
+            continue
+        if sku.restriction:
+            report.problems.append(
+                f"the VM size {sku.name} ({need.pool} pool) is restricted for this subscription in {location} ({sku.restriction}). "
+                "Fix: choose another size or region, or ask Azure support to lift the restriction."
+            )
+            continue
+        by_family.setdefault(sku.family, []).append((need, sku))
+    if report.problems:
+        return report
+
+    report.lines.append(f"vCPU quota in {location}:")
+    total_new = 0
+    for family, items in sorted(by_family.items()):
+        terms = " + ".join(f"{n.pool} {n.nodes} x {s.name} ({s.vcpus} vCPUs)" for n, s in items)
+        need = sum(n.nodes * s.vcpus for n, s in items)
+        existing = sum(n.existing_nodes * s.vcpus for n, s in items)
+        new = max(0, need - existing)
+        total_new += new
+        report.lines.append(_quota_line(quotas.get(family.lower()), family, terms, need, existing, new, report, location))
+    total = quotas.get(TOTAL_REGIONAL)
+    report.lines.append(
+        _quota_line(
+            total,
+            "Total Regional vCPUs",
+            "all pools",
+            sum(n.nodes * s.vcpus for items in by_family.values() for n, s in items),
+            sum(n.existing_nodes * s.vcpus for items in by_family.values() for n, s in items),
+            total_new,
+            report,
+            location,
+        )
+    )
+
+    ray_need = next(n for n in needs if n.pool == "ray")
+    lines, problems, warnings = ray_fit(cfg, skus[ray_need.vm_size.lower()], ray_need.nodes)
+    report.lines += lines
+    report.problems += problems
+    report.warnings += warnings
+    return report
+
+
+def _quota_line(quota: Quota | None, family: str, terms: str, need: int, existing: int, new: int, report: Report, location: str) -> str:
+    head = f"  {family}: {terms} = {need} vCPUs"
+    if existing:
+        head += f", {existing} of them already running, so {new} more"
+    if quota is None:
+        report.warnings.append(f"no quota record for {family} in {location}; the check was skipped for it")
+        return f"{head}; no quota record"
+    verdict = "ok" if new <= quota.free else f"SHORT by {new - quota.free}"
+    if new > quota.free:
+        report.problems.append(
+            f"{quota.label} quota in {location} is too small: {new} more vCPUs needed, "
+            f"{quota.current} of {quota.limit} used leaves {quota.free}. "
+            f"Fix: request a limit of at least {quota.current + new} (Azure portal > Quotas > Compute > {quota.label}, {location}), "
+            "or use fewer or smaller nodes (--ray-node-count, --ray-vm-size), or another --location."
+        )
+    return f"{head}; {quota.current} of {quota.limit} in use, {quota.free} free: {verdict}"
+
+
+# ------------------------------------------------------------------ I/O
+
+
+def fetch(cfg: Config, credential: Any, transport: Any = None) -> tuple[dict[str, Sku], dict[str, Quota], dict[str, tuple[str, int]]]:
+    """Resource SKUs and usages of the region, and the node pools of the cluster if it exists already."""
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.containerservice import ContainerServiceClient
+
+    azure = cfg.azure
+    kwargs = {} if transport is None else {"transport": transport}
+    compute = ComputeManagementClient(credential, azure.azure_subscription_id, **kwargs)
+    location = azure.location
+    try:
+        skus = sku_index(compute.resource_skus.list(filter=f"location eq '{location}'"), location)
+        if not skus:
+            return skus, {}, {}
+        quotas = quota_index(compute.usage.list(location))
+    except AzureError as exc:
+        if getattr(exc, "status_code", None) in (400, 404) and "location" in str(exc).lower():
+            return {}, {}, {}
+        raise azure_errors.explain(exc, doing=f"reading VM sizes and vCPU quota in {location}", assignee=azure.azure_client_id) from None
+    existing: dict[str, tuple[str, int]] = {}
+    try:
+        cluster = ContainerServiceClient(credential, azure.azure_subscription_id, **kwargs).managed_clusters.get(
+            cfg.resource_group, cfg.cluster_name
+        )
+        for pool in cluster.agent_pool_profiles or []:
+            existing[str(pool.name)] = (str(pool.vm_size or ""), int(pool.count or 0))
+    except ResourceNotFoundError:
+        pass
+    except AzureError as exc:
+        raise azure_errors.explain(
+            exc, doing=f"reading AKS cluster {cfg.resource_group}/{cfg.cluster_name}", assignee=azure.azure_client_id
+        ) from None
+    return skus, quotas, existing
+
+
+def run(cfg: Config, *, transport: Any = None, credential: Any = None) -> Report:
+    """Fetch, check, report; raise UserError (exit 2) when Azure would refuse the cluster."""
+    from .credentials import build_credential
+
+    azure = cfg.azure
+    if not azure.azure_subscription_id:
+        raise UserError("the subscription ID is not set.", "set --azure-subscription-id (or ARM_SUBSCRIPTION_ID).")
+    with gha.group(f"preflight: VM sizes and vCPU quota in {azure.location}"):
+        credential = credential or build_credential(cfg.github, azure.azure_tenant_id, azure.azure_client_id, transport)
+        skus, quotas, existing = fetch(cfg, credential, transport)
+        report = check(cfg, skus, quotas, pool_needs(cfg, existing))
+        for line in report.lines:
+            log.info("%s", line)
+        for warning in report.warnings:
+            gha.warning(warning, title="aks-ray preflight")
+    gha.append_summary(cfg.github.step_summary, report.markdown(azure.location))
+    if not report.ok:
+        raise UserError("preflight: Azure would refuse this cluster:\n" + "\n".join(f"  - {p}" for p in report.problems))
+    log.info("preflight passed")
+    return report
