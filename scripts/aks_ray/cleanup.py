@@ -1,0 +1,86 @@
+"""`aks-ray cleanup`: delete what this run created, found by its labels, and nothing else.
+
+The label selector always carries the run's own label (aks-ray.io/run=<job
+name>), so a concurrent run in the same namespace, or anything not made by
+aks-ray, is never touched. Deleting the RayJob lets Kubernetes remove what
+KubeRay made for it (RayCluster, pods, submitter Job, head Service, the token
+Secret); the ConfigMap is aks-ray's own and is deleted by label too. The
+namespace stays: other runs may share it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import gha, kube, rayjob, retry
+from .config import Config
+from .job import RunState, load_state
+
+log = logging.getLogger(__name__)
+
+DELETE_DEADLINE_SECONDS = 300
+
+
+def delete_run(cfg: Config, state: RunState) -> int:
+    """Delete the run's RayJobs and ConfigMaps; wait until the RayJobs are gone. Returns how many objects were deleted."""
+    api = kube.connect(cfg)
+    run = rayjob.RunIdentity(state.job_name, state.namespace, {})
+    deleted = 0
+    with gha.group(f"clean up run {state.job_name} in namespace {state.namespace}"):
+        for job in kube.list_custom(api, state.namespace, "rayjobs", run.selector):
+            name = job["metadata"]["name"]
+            try:
+                kube.call(
+                    f"delete RayJob {state.namespace}/{name}",
+                    lambda name=name: api.custom.delete_namespaced_custom_object(
+                        rayjob.RAY_GROUP, rayjob.RAY_VERSION_API, state.namespace, "rayjobs", name, propagation_policy="Background"
+                    ),
+                )
+                deleted += 1
+                log.info("deleted RayJob %s/%s", state.namespace, name)
+            except Exception as exc:
+                if not kube.is_not_found(exc):
+                    raise
+        configmaps = kube.call(
+            f"list ConfigMaps in {state.namespace}",
+            lambda: api.core.list_namespaced_config_map(state.namespace, label_selector=run.selector),
+        )
+        for configmap in configmaps.items:
+            name = configmap.metadata.name
+            try:
+                kube.call(
+                    f"delete ConfigMap {state.namespace}/{name}",
+                    lambda name=name: api.core.delete_namespaced_config_map(name, state.namespace),
+                )
+                deleted += 1
+                log.info("deleted ConfigMap %s/%s", state.namespace, name)
+            except Exception as exc:
+                if not kube.is_not_found(exc):
+                    raise
+        deadline = retry.Deadline(DELETE_DEADLINE_SECONDS, what=f"deletion of run {state.job_name}")
+        retry.wait_until(
+            lambda: not kube.list_custom(api, state.namespace, "rayjobs", run.selector),
+            deadline,
+            interval=3.0,
+            fix=f"look for finalizers on the RayJob: kubectl get rayjob -n {state.namespace} -l {run.selector} -o yaml",
+        )
+    if deleted == 0:
+        log.info("nothing to delete: no object carries %s in namespace %s", run.selector, state.namespace)
+    return deleted
+
+
+def main(cfg: Config, words: tuple[str, ...]) -> int:
+    if cfg.target == "local":
+        log.info("the local target leaves nothing to clean up")
+        return 0
+    state = load_state(cfg, required=False)
+    if state is None:
+        log.info("no run to clean up: no state.json in %s and no --job-name", cfg.output_dir)
+        return 0
+    if cfg.common.keep_cluster:
+        gha.notice(
+            f"--keep-cluster: RayJob {state.namespace}/{state.job_name} and its Ray cluster are left running; `aks-ray cleanup` without the flag deletes them."
+        )
+        return 0
+    delete_run(cfg, state)
+    return 0

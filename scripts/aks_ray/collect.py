@@ -1,0 +1,309 @@
+"""`aks-ray collect`: everything needed to understand the run, before anything is deleted.
+
+It works after any failure: each piece is collected on its own, and a piece
+that cannot be had is noted in k8s/collect-notes.txt rather than failing the
+rest. Layout of --output-dir:
+
+    job.log                      the driver's log (the submitter's `ray job logs --follow`)
+    model.pt                     copied from the head pod (when training got that far)
+    k8s/rayjob.yaml              the RayJob, status included
+    k8s/raycluster.yaml          its RayCluster
+    k8s/events.yaml              the events about this run's objects
+    k8s/pods/<pod>.yaml          each pod of the run (spec and status)
+    k8s/pods/<pod>.<container>.log (and .previous.log after a restart)
+    k8s/head/session-logs/       the head's /tmp/ray/session_latest/logs
+    k8s/head/artifacts/          result.json (and model.pt) from the head
+    metrics.json, summary.md, training-curves.png, timings.json   (report.write_outputs)
+
+No kubeconfig, token or Secret is ever read into the outputs: Secrets are not
+collected, and any literal environment value whose name suggests a credential
+is replaced by "<redacted>" in the YAML files.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import re
+import shutil
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import dashboard, diagnose, gha, jobspec, kube, rayjob, report
+from .config import Config
+from .job import JobState, RunState, load_state
+
+log = logging.getLogger(__name__)
+
+HEAD_SESSION_LOGS = "/tmp/ray/session_latest/logs"  # noqa: S108 (a path inside the head pod)
+K8S_DIR = "k8s"
+EXEC_TIMEOUT_SECONDS = 120
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+# --------------------------------------------------------------- pure parts
+
+
+def redact(obj: Any) -> Any:
+    """A copy of an API object with literal credential-looking env values and managedFields removed."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if key == "managedFields":
+                continue
+            out[key] = redact(value)
+        if (
+            "name" in out
+            and "value" in out
+            and isinstance(out.get("name"), str)
+            and _SECRET_NAME.search(out["name"])
+            and isinstance(out["value"], str)
+        ):
+            out["value"] = REDACTED
+        if "kubectl.kubernetes.io/last-applied-configuration" in out:
+            out["kubectl.kubernetes.io/last-applied-configuration"] = REDACTED
+        return out
+    if isinstance(obj, list):
+        return [redact(item) for item in obj]
+    return obj
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.safe_dump(redact(obj), sort_keys=False, width=120)
+
+
+def pick_driver_log(pods: list[dict[str, Any]], logs: dict[str, str]) -> str:
+    """The most complete submitter log: the latest pod's, unless it is empty."""
+    ordered = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
+    for pod in ordered:
+        text = logs.get(pod["metadata"]["name"], "")
+        if text.strip():
+            return text
+    return ""
+
+
+def outcome_status(job: dict[str, Any] | None, state: RunState) -> str:
+    if state.verdict:
+        return state.verdict
+    current = JobState.of(job)
+    return current.verdict() if current.terminal else report.FAILED
+
+
+def safe_extract(archive: bytes, destination: Path) -> list[str]:
+    """Unpack a tar.gz from a pod, refusing links and paths that leave `destination`."""
+    destination.mkdir(parents=True, exist_ok=True)
+    root = destination.resolve()
+    names = []
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            target = (destination / member.name).resolve()
+            if not (member.isfile() or member.isdir()) or (target != root and root not in target.parents):
+                continue
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = tar.extractfile(member)
+            if source is not None:
+                target.write_bytes(source.read())
+                names.append(member.name)
+    return names
+
+
+# ----------------------------------------------------------------- I/O parts
+
+
+def exec_tar(api: kube.Kube, namespace: str, pod: str, container: str, directory: str) -> bytes:
+    """tar.gz of a folder in a pod, through exec (base64 on the wire: the exec channel is text)."""
+    from kubernetes.stream import stream
+
+    parent, _, leaf = directory.rstrip("/").rpartition("/")
+    command = ["sh", "-c", f"tar -czf - -C '{parent or '/'}' '{leaf}' | base64"]
+    output = stream(
+        api.core.connect_get_namespaced_pod_exec,
+        pod,
+        namespace,
+        container=container,
+        command=command,
+        stderr=False,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _request_timeout=EXEC_TIMEOUT_SECONDS,
+    )
+    return base64.b64decode("".join(output.split()))
+
+
+class Collector:
+    def __init__(self, cfg: Config, api: kube.Kube, state: RunState) -> None:
+        self.cfg, self.api, self.state = cfg, api, state
+        self.out = cfg.output_dir
+        self.k8s = self.out / K8S_DIR
+        self.notes: list[str] = []
+
+    def note(self, what: str, exc: BaseException | str) -> None:
+        message = kube.api_message(exc) if isinstance(exc, BaseException) else exc
+        self.notes.append(f"{what}: {message}")
+        log.warning("%s: %s", what, message)
+
+    def write(self, relative: str, text: str) -> None:
+        path = self.k8s / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    def run(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]]:
+        ns, name = self.state.namespace, self.state.job_name
+        run = rayjob.RunIdentity(name, ns, {})
+        if self.k8s.exists():
+            shutil.rmtree(self.k8s)
+        self.k8s.mkdir(parents=True)
+
+        job = None
+        try:
+            job = kube.get_rayjob(self.api, ns, name)
+            self.write("rayjob.yaml", dump_yaml(job) if job else "# the RayJob no longer exists\n")
+        except Exception as exc:
+            self.note(f"RayJob {ns}/{name}", exc)
+        cluster_name = ((job or {}).get("status") or {}).get("rayClusterName", "")
+        if cluster_name:
+            try:
+                cluster = kube.get_raycluster(self.api, ns, cluster_name)
+                self.write("raycluster.yaml", dump_yaml(cluster) if cluster else "# the RayCluster no longer exists\n")
+            except Exception as exc:
+                self.note(f"RayCluster {ns}/{cluster_name}", exc)
+
+        pods: list[dict[str, Any]] = []
+        try:
+            pods = kube.list_pods(self.api, ns, run.selector)
+            if cluster_name:
+                known = {p["metadata"]["name"] for p in pods}
+                pods += [p for p in kube.list_pods(self.api, ns, f"ray.io/cluster={cluster_name}") if p["metadata"]["name"] not in known]
+        except Exception as exc:
+            self.note("pods", exc)
+
+        events: list[dict[str, Any]] = []
+        try:
+            events = diagnose.events_of_run(kube.list_events(self.api, ns), name)
+            self.write("events.yaml", dump_yaml(events))
+        except Exception as exc:
+            self.note("events", exc)
+
+        submitter_logs: dict[str, str] = {}
+        for pod in pods:
+            pod_name = pod["metadata"]["name"]
+            self.write(f"pods/{pod_name}.yaml", dump_yaml(pod))
+            statuses = {
+                s["name"]: s
+                for s in ((pod.get("status") or {}).get("containerStatuses") or [])
+                + ((pod.get("status") or {}).get("initContainerStatuses") or [])
+            }
+            for container in [c["name"] for c in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]]:
+                try:
+                    text = kube.pod_log(self.api, ns, pod_name, container)
+                    self.write(f"pods/{pod_name}.{container}.log", text)
+                    if container == "ray-job-submitter":
+                        submitter_logs[pod_name] = text
+                except Exception as exc:
+                    self.note(f"log of {ns}/{pod_name} {container}", exc)
+                if (statuses.get(container) or {}).get("restartCount"):
+                    try:
+                        self.write(
+                            f"pods/{pod_name}.{container}.previous.log", kube.pod_log(self.api, ns, pod_name, container, previous=True)
+                        )
+                    except Exception as exc:
+                        self.note(f"previous log of {ns}/{pod_name} {container}", exc)
+
+        self._driver_log(pods, submitter_logs, job)
+        self._head_files(pods)
+        if self.notes:
+            self.write("collect-notes.txt", "What could not be collected:\n" + "\n".join(f"- {n}" for n in self.notes) + "\n")
+        return job, pods, events
+
+    def _driver_log(self, pods: list[dict[str, Any]], submitter_logs: dict[str, str], job: dict[str, Any] | None) -> None:
+        submitters = [p for p in pods if p["metadata"]["name"] in submitter_logs]
+        text = pick_driver_log(submitters, submitter_logs)
+        if not text:
+            head = self._running_head(pods)
+            job_id = ((job or {}).get("status") or {}).get("jobId")
+            if head and job_id:
+                try:
+                    from kubernetes.stream import stream
+
+                    text = stream(
+                        self.api.core.connect_get_namespaced_pod_exec, head, self.state.namespace, container="ray-head",
+                        command=["ray", "job", "logs", job_id], stderr=True, stdin=False, stdout=True, tty=False,
+                        _request_timeout=EXEC_TIMEOUT_SECONDS,
+                    )  # fmt: skip
+                except Exception as exc:
+                    self.note("the driver log from the head (ray job logs)", exc)
+        if text:
+            (self.out / report.JOB_LOG).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        elif (self.out / report.JOB_LOG).exists():
+            self.note("the driver log", "no submitter log is left; job.log keeps what `aks-ray job wait` streamed")
+        else:
+            self.note("the driver log", "no submitter pod and no head pod: there is no driver log")
+
+    @staticmethod
+    def _running_head(pods: list[dict[str, Any]]) -> str | None:
+        for pod in pods:
+            labels = pod["metadata"].get("labels") or {}
+            if labels.get("ray.io/node-type") == "head" and (pod.get("status") or {}).get("phase") == "Running":
+                return pod["metadata"]["name"]
+        return None
+
+    def _head_files(self, pods: list[dict[str, Any]]) -> None:
+        head = self._running_head(pods)
+        if head is None:
+            self.note("head pod files", "the head pod is gone or not running; metrics come from job.log, there is no model.pt")
+            return
+        for directory, relative in ((HEAD_SESSION_LOGS, "head/session-logs"), (jobspec.HEAD_ARTIFACTS_DIR, "head/artifacts")):
+            try:
+                safe_extract(exec_tar(self.api, self.state.namespace, head, "ray-head", directory), self.k8s / relative)
+            except Exception as exc:
+                self.note(f"{directory} from {self.state.namespace}/{head}", exc)
+        model = (
+            next(iter(sorted((self.k8s / "head/artifacts").rglob(report.MODEL_FILE))), None)
+            if (self.k8s / "head/artifacts").exists()
+            else None
+        )
+        if model is not None:
+            shutil.copyfile(model, self.out / report.MODEL_FILE)
+            log.info("copied %s from %s/%s", report.MODEL_FILE, self.state.namespace, head)
+
+
+def collect(cfg: Config, state: RunState, timings: report.Timings | None = None) -> dict[str, Any]:
+    """Collect into --output-dir/k8s/, then write the same outputs as every target."""
+    api = kube.connect(cfg)
+    timings = timings or report.Timings()
+    with gha.group(f"collect RayJob {state.namespace}/{state.job_name} into {cfg.output_dir}"), timings.phase("collect"):
+        job, pods, events = Collector(cfg, api, state).run()
+    status = outcome_status(job, state)
+    error = ""
+    if status != report.SUCCEEDED:
+        findings = diagnose.diagnose(job, pods, events, report.read_job_log(cfg.output_dir)[-200:])
+        error = "\n".join(f"{f.title}: {f.annotation()}" for f in findings) or "\n".join(report.read_job_log(cfg.output_dir)[-30:])
+    run = rayjob.RunIdentity(state.job_name, state.namespace, {})
+    outcome = report.RunOutcome(
+        target=cfg.target,
+        status=status,
+        job_id=((job or {}).get("status") or {}).get("jobId", ""),
+        job_name=state.job_name,
+        error=error,
+        dashboard=dashboard.summary_paragraph(cfg, run, kept=cfg.common.keep_cluster),
+        dashboard_command=dashboard.command_line(cfg, run),
+        timings=timings,
+    )
+    return report.write_outputs(cfg, outcome)
+
+
+def main(cfg: Config, words: tuple[str, ...]) -> int:
+    state = load_state(cfg)
+    assert state is not None
+    doc = collect(cfg, state)
+    log.info("outputs in %s: status %s", cfg.output_dir, doc["status"])
+    return 0

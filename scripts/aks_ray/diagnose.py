@@ -1,0 +1,245 @@
+"""Why a RayJob failed or stalled, in plain words with the fix: pure functions.
+
+Input is what the API server returns, as dicts in its JSON shape: the RayJob
+(its status as KubeRay 1.7 writes it), the pods of the run, the namespace's
+events, and the tail of the submitter's log. Output is a list of findings, each
+turned into one `::error::` annotation. Nothing here talks to a cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+# What each Kubernetes resource is called on the aks-ray command line.
+RESOURCE_OPTIONS = {
+    "cpu": "--cpus-per-worker / --head-cpus (or --workers)",
+    "memory": "--memory-per-worker / --head-memory",
+    "nvidia.com/gpu": "--use-gpu (GPU nodes are needed)",
+    "pods": "--workers",
+    "ephemeral-storage": "node disk size",
+}
+
+_INSUFFICIENT = re.compile(r"Insufficient ([A-Za-z0-9./_-]+)")
+_RUNTIME_ENV = re.compile(r"runtime[_ ]env|RuntimeEnvSetupError|Failed to set up runtime environment|pip install", re.IGNORECASE)
+_PULL_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    title: str
+    message: str
+    fix: str
+
+    def annotation(self) -> str:
+        return f"{self.message} Fix: {self.fix}"
+
+
+def _name(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata", {})
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def _role(pod: dict[str, Any]) -> str:
+    labels = pod.get("metadata", {}).get("labels", {}) or {}
+    if labels.get("ray.io/node-type") == "head":
+        return "Ray head"
+    if labels.get("ray.io/node-type") == "worker":
+        return "Ray worker"
+    if labels.get("aks-ray.io/component") == "submitter" or "job-name" in labels or "batch.kubernetes.io/job-name" in labels:
+        return "submitter"
+    return "pod"
+
+
+def _memory_option(role: str) -> str:
+    return {"Ray head": "--head-memory", "Ray worker": "--memory-per-worker"}.get(role, "--memory-per-worker")
+
+
+def _container_statuses(pod: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    status = pod.get("status", {}) or {}
+    yield from status.get("initContainerStatuses") or []
+    yield from status.get("containerStatuses") or []
+
+
+def pod_findings(pods: Iterable[dict[str, Any]]) -> list[Finding]:
+    """Image pulls that fail, containers killed for memory, containers crash-looping."""
+    findings = []
+    for pod in pods:
+        role, name = _role(pod), _name(pod)
+        for container in _container_statuses(pod):
+            state, last = container.get("state") or {}, container.get("lastState") or {}
+            waiting = state.get("waiting") or {}
+            if waiting.get("reason") in _PULL_REASONS:
+                findings.append(
+                    Finding(
+                        "image pull failed",
+                        f"The {role} pod {name} cannot pull its image {container.get('image', '')!r} ({waiting['reason']}: {waiting.get('message', '').strip()}).",
+                        "check that --ray-image names an image that exists, and that the nodes can reach its registry (add an imagePullSecret for a private one).",
+                    )
+                )
+            for terminated in (state.get("terminated") or {}, last.get("terminated") or {}):
+                if terminated.get("reason") == "OOMKilled":
+                    option = _memory_option(role)
+                    findings.append(
+                        Finding(
+                            "out of memory",
+                            f"The {role} pod {name} (container {container.get('name')}) was killed for using more memory than it requested (OOMKilled).",
+                            f"raise {option}, or lower --batch-size.",
+                        )
+                    )
+                    break
+            if waiting.get("reason") == "CrashLoopBackOff" and not any(f.title == "out of memory" and name in f.message for f in findings):
+                findings.append(
+                    Finding(
+                        "container keeps crashing",
+                        f"The {role} pod {name} (container {container.get('name')}) keeps crashing (CrashLoopBackOff).",
+                        f"read its log in k8s/pods/ of the artifact (kubectl logs -n {name.split('/')[0]} {name.split('/')[1]} -c {container.get('name')} --previous).",
+                    )
+                )
+    return findings
+
+
+def short_resources(message: str) -> list[str]:
+    """The resources a FailedScheduling message says are short: 'Insufficient cpu' -> ['cpu']."""
+    seen: list[str] = []
+    for resource in _INSUFFICIENT.findall(message):
+        resource = resource.rstrip(".,")
+        if resource not in seen:
+            seen.append(resource)
+    return seen
+
+
+def events_of_run(events: Iterable[dict[str, Any]], job_name: str) -> list[dict[str, Any]]:
+    """The events about this run's objects: KubeRay names all of them after the RayJob."""
+    return [e for e in events if str((e.get("involvedObject") or {}).get("name", "")).startswith(job_name)]
+
+
+def event_findings(events: Iterable[dict[str, Any]]) -> list[Finding]:
+    """Scheduling failures and submitter back-off from the namespace's events (latest per object)."""
+    findings = []
+    seen: set[tuple[str, str]] = set()
+    for event in sorted(events, key=_event_time, reverse=True):
+        involved = event.get("involvedObject", {}) or {}
+        kind, name = involved.get("kind", ""), involved.get("name", "")
+        reason, message = event.get("reason", ""), (event.get("message") or "").strip()
+        if (kind, reason) in seen:
+            continue
+        if reason == "FailedScheduling":
+            seen.add((kind, reason))
+            short = short_resources(message)
+            if short:
+                options = "; ".join(f"{r}: {RESOURCE_OPTIONS.get(r, 'the request for ' + r)}" for r in short)
+                findings.append(
+                    Finding(
+                        "not enough room in the cluster",
+                        f"Pod {involved.get('namespace', '')}/{name} cannot be scheduled: the nodes are short of {', '.join(short)} ({message}).",
+                        f"ask for less ({options}), or add nodes or bigger ones (--ray-node-count, --ray-vm-size on the aks target).",
+                    )
+                )
+            elif "taint" in message or "node affinity" in message or "node selector" in message:
+                findings.append(
+                    Finding(
+                        "no node matches",
+                        f"Pod {involved.get('namespace', '')}/{name} cannot be scheduled: no node matches its node selector or tolerates its taints ({message}).",
+                        "check --node-selector and --tolerations against `kubectl get nodes --show-labels` and the nodes' taints.",
+                    )
+                )
+            else:
+                findings.append(
+                    Finding(
+                        "cannot be scheduled",
+                        f"Pod {involved.get('namespace', '')}/{name} cannot be scheduled: {message}",
+                        "read the message: it names what no node offers.",
+                    )
+                )
+        elif reason == "BackoffLimitExceeded" and kind == "Job":
+            seen.add((kind, reason))
+            findings.append(
+                Finding(
+                    "submitter gave up",
+                    f"The submitter Job {involved.get('namespace', '')}/{name} failed every attempt it was allowed ({message}).",
+                    "read the submitter's log (job.log and k8s/pods/ in the artifact): it shows why `ray job submit` failed.",
+                )
+            )
+    return findings
+
+
+def _event_time(event: dict[str, Any]) -> str:
+    return str(event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ()) -> list[Finding]:
+    """The RayJob's own verdict (reason and message) and what the driver's log says."""
+    if not rayjob:
+        return []
+    status = rayjob.get("status", {}) or {}
+    reason, message = status.get("reason", ""), (status.get("message") or "").strip()
+    name = _name(rayjob)
+    tail = list(log_tail)
+    findings = []
+    runtime_env_lines = [line for line in tail if _RUNTIME_ENV.search(line) and ("error" in line.lower() or "fail" in line.lower())]
+    if _RUNTIME_ENV.search(message) or runtime_env_lines:
+        evidence = message if _RUNTIME_ENV.search(message) else runtime_env_lines[-1].strip()
+        findings.append(
+            Finding(
+                "runtime environment failed",
+                f"Ray could not set up the job's runtime environment (pip install of torch, or the upload of the training directory): {evidence[:500]}",
+                "make sure the Ray pods can reach PyPI and download.pytorch.org (or use a --ray-image with torch inside), and keep --training-dir small.",
+            )
+        )
+    if reason == "DeadlineExceeded":
+        findings.append(
+            Finding(
+                "deadline passed",
+                f"RayJob {name} ran past its deadline (activeDeadlineSeconds, from --timeout): {message}",
+                "raise --timeout, or train for fewer --epochs.",
+            )
+        )
+    elif reason == "PreRunningDeadlineExceeded":
+        findings.append(
+            Finding(
+                "cluster never became ready",
+                f"RayJob {name} never reached Running: its Ray cluster did not become ready in time ({message}).",
+                "see the scheduling and image errors listed with this one; a first image pull on a new node can take minutes.",
+            )
+        )
+    elif reason == "SubmissionFailed":
+        findings.append(
+            Finding(
+                "submission failed",
+                f"RayJob {name}: the submitter could not submit or follow the job ({message}).",
+                "read the submitter's log (job.log); KubeRay retried it submitterConfig.backoffLimit times.",
+            )
+        )
+    elif reason == "AppFailed" and not findings:
+        findings.append(
+            Finding(
+                "training failed",
+                f"RayJob {name}: the training script failed ({message[:500]}).",
+                "read the end of job.log for the Python traceback; run the same training with --target local to reproduce it.",
+            )
+        )
+    elif reason == "ValidationFailed":
+        findings.append(Finding("RayJob refused", f"KubeRay refused RayJob {name}: {message}", "fix the option that the message names."))
+    elif reason and not findings:
+        findings.append(
+            Finding("RayJob failed", f"RayJob {name} failed ({reason}): {message}", "read job.log and k8s/events.yaml in the artifact.")
+        )
+    return findings
+
+
+def diagnose(
+    rayjob: dict[str, Any] | None,
+    pods: Iterable[dict[str, Any]] = (),
+    events: Iterable[dict[str, Any]] = (),
+    log_tail: Iterable[str] = (),
+) -> list[Finding]:
+    """Every finding, the most specific first, without duplicates."""
+    findings = pod_findings(pods) + event_findings(events) + status_findings(rayjob, log_tail)
+    unique: list[Finding] = []
+    for finding in findings:
+        if finding not in unique:
+            unique.append(finding)
+    return unique

@@ -1,0 +1,215 @@
+"""The Kubernetes client, loaded from --kubeconfig/--kube-context, and small retried API helpers.
+
+Every object crosses this module as a plain dict in the API's JSON shape
+(camelCase, as `kubectl get -o json` shows it), so the pure functions of the
+other modules (diagnose, job states) take exactly what the API server returns.
+Transient API failures (throttling, 5xx, dropped connections) are retried a
+bounded number of times; anything else is raised at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import retry
+from .config import Config
+from .errors import OperationalError, UserError
+from .rayjob import RAY_GROUP, RAY_VERSION_API
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class Kube:
+    """The API groups this project uses, sharing one ApiClient."""
+
+    api_client: Any
+    core: Any
+    apps: Any
+    batch: Any
+    custom: Any
+    extensions: Any
+
+    def to_dict(self, obj: Any) -> dict[str, Any]:
+        """A client model as the API's JSON (camelCase keys), the shape every pure function takes."""
+        return self.api_client.sanitize_for_serialization(obj)
+
+
+def kubeconfig_path(cfg: Config) -> Path | None:
+    """--kubeconfig (or $KUBECONFIG through the config's fallback), else the client's default."""
+    return cfg.kube.kubeconfig
+
+
+def connect(cfg: Config) -> Kube:
+    """Load the kubeconfig and build the clients. A missing or broken kubeconfig is bad input."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    path = kubeconfig_path(cfg)
+    if path is not None and not path.is_file():
+        raise UserError(f"--kubeconfig {path} does not exist.", "point --kubeconfig (or KUBECONFIG) at your cluster's kubeconfig file.")
+    try:
+        api_client = config.new_client_from_config(config_file=str(path) if path else None, context=cfg.kube.kube_context)
+    except ConfigException as exc:
+        where = str(path) if path else os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise UserError(
+            f"could not load a Kubernetes configuration from {where}: {exc}",
+            "set --kubeconfig to a valid kubeconfig and --kube-context to one of its contexts (kubectl config get-contexts lists them).",
+        ) from None
+    return Kube(
+        api_client=api_client,
+        core=client.CoreV1Api(api_client),
+        apps=client.AppsV1Api(api_client),
+        batch=client.BatchV1Api(api_client),
+        custom=client.CustomObjectsApi(api_client),
+        extensions=client.ApiextensionsV1Api(api_client),
+    )
+
+
+def status_of(exc: BaseException) -> int | None:
+    return getattr(exc, "status", None) if type(exc).__name__ == "ApiException" else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    status = status_of(exc)
+    if status is not None:
+        return status in TRANSIENT_STATUS
+    # urllib3 connection errors, timeouts and resets: the API server may be restarting.
+    return isinstance(exc, (ConnectionError, TimeoutError, OSError)) or type(exc).__module__.startswith("urllib3")
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return status_of(exc) == 404
+
+
+def is_conflict(exc: BaseException) -> bool:
+    return status_of(exc) == 409
+
+
+def api_message(exc: BaseException) -> str:
+    """The API server's own words (the Status object's message), else the exception text."""
+    import json
+
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            return json.loads(body).get("message") or str(body)
+        except (ValueError, AttributeError):
+            return str(body)
+    return str(exc)
+
+
+def call(what: str, fn: Callable[[], T], attempts: int = 5, sleep: Callable[[float], None] | None = None) -> T:
+    """One API call, retried on transient failures only."""
+    kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
+    return retry.retry(fn, what=what, attempts=attempts, first_delay=1.0, max_delay=10.0, is_transient=is_transient, **kwargs)
+
+
+def get_or_none(what: str, fn: Callable[[], T]) -> T | None:
+    try:
+        return call(what, fn)
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+# ------------------------------------------------------------------ RayJob
+
+
+def get_rayjob(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    return get_or_none(
+        f"read RayJob {namespace}/{name}",
+        lambda: kube.custom.get_namespaced_custom_object(RAY_GROUP, RAY_VERSION_API, namespace, "rayjobs", name),
+    )
+
+
+def get_raycluster(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    return get_or_none(
+        f"read RayCluster {namespace}/{name}",
+        lambda: kube.custom.get_namespaced_custom_object(RAY_GROUP, RAY_VERSION_API, namespace, "rayclusters", name),
+    )
+
+
+def list_custom(kube: Kube, namespace: str, plural: str, selector: str) -> list[dict[str, Any]]:
+    result = call(
+        f"list {plural} in {namespace}",
+        lambda: kube.custom.list_namespaced_custom_object(RAY_GROUP, RAY_VERSION_API, namespace, plural, label_selector=selector),
+    )
+    return list(result.get("items", []))
+
+
+def list_pods(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
+    pods = call(f"list pods in {namespace}", lambda: kube.core.list_namespaced_pod(namespace, label_selector=selector))
+    return [kube.to_dict(pod) for pod in pods.items]
+
+
+def list_events(kube: Kube, namespace: str) -> list[dict[str, Any]]:
+    events = call(f"list events in {namespace}", lambda: kube.core.list_namespaced_event(namespace))
+    return [kube.to_dict(event) for event in events.items]
+
+
+def pod_log(
+    kube: Kube, namespace: str, pod: str, container: str | None = None, previous: bool = False, tail_lines: int | None = None
+) -> str:
+    kwargs: dict[str, Any] = {"container": container, "previous": previous}
+    if tail_lines is not None:
+        kwargs["tail_lines"] = tail_lines
+    return call(f"read the log of pod {namespace}/{pod}", lambda: kube.core.read_namespaced_pod_log(pod, namespace, **kwargs))
+
+
+def ensure_namespace(kube: Kube, namespace_object: dict[str, Any]) -> bool:
+    """Create the namespace if it is missing; True if it was created."""
+    name = namespace_object["metadata"]["name"]
+    if get_or_none(f"read namespace {name}", lambda: kube.core.read_namespace(name)) is not None:
+        return False
+    try:
+        call(f"create namespace {name}", lambda: kube.core.create_namespace(namespace_object))
+    except Exception as exc:
+        if is_conflict(exc):  # created by a concurrent run in the meantime
+            return False
+        raise
+    return True
+
+
+def create(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+    """Create one object; the API server's validation error is shown plainly."""
+    kind, meta = obj["kind"], obj["metadata"]
+    where = f"{kind} {meta['namespace']}/{meta['name']}"
+    try:
+        if kind == "ConfigMap":
+            created = call(f"create {where}", lambda: kube.core.create_namespaced_config_map(meta["namespace"], obj))
+            return kube.to_dict(created)
+        if kind == "RayJob":
+            return call(
+                f"create {where}",
+                lambda: kube.custom.create_namespaced_custom_object(RAY_GROUP, RAY_VERSION_API, meta["namespace"], "rayjobs", obj),
+            )
+    except Exception as exc:
+        status = status_of(exc)
+        if status in (400, 422):
+            raise UserError(
+                f"the API server refused {where}: {api_message(exc)}", "fix the option named in the message and run again."
+            ) from None
+        if status == 404 and kind == "RayJob":
+            raise OperationalError(
+                f"the cluster does not know the RayJob kind: {api_message(exc)}",
+                "install the KubeRay operator first: aks-ray operator install.",
+            ) from None
+        if status == 409:
+            raise UserError(f"{where} already exists.", "choose another --job-name, or leave it empty for a unique name per run.") from None
+        if status in (401, 403):
+            raise UserError(
+                f"not allowed to create {where}: {api_message(exc)}",
+                "use credentials that may create RayJobs and ConfigMaps in --namespace.",
+            ) from None
+        raise
+    raise ValueError(f"aks-ray does not create {kind} objects")  # pragma: no cover

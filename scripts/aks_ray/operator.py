@@ -1,0 +1,195 @@
+"""`aks-ray operator install`: the KubeRay operator, installed or upgraded with Helm, then waited for.
+
+pyhelm3 drives the helm CLI. The chart (kuberay-operator, version pinned by
+--kuberay-version) comes from --kuberay-chart: KubeRay's Helm repository, or a
+local chart folder or .tgz for clusters without internet. The values are
+manifests/kuberay-values.yaml. A second run with the same chart and values
+changes nothing and says so. Then it waits, with a deadline, until the RayJob
+and RayCluster CRDs are Established and the operator Deployment is Available.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import gha, kube, retry, versions
+from .config import PROJECT_ROOT, Config
+from .errors import OperationalError, UserError
+from .rayjob import MANIFESTS_DIR
+
+log = logging.getLogger(__name__)
+
+RELEASE_NAME = "kuberay-operator"
+VALUES_FILE = MANIFESTS_DIR / "kuberay-values.yaml"
+REQUIRED_CRDS = ("rayjobs.ray.io", "rayclusters.ray.io")
+OPERATOR_DEPLOYMENT = "kuberay-operator"  # the chart's fullnameOverride
+READY_DEADLINE_SECONDS = 300
+HELM_TIMEOUT = "5m"
+TOOLS_HELM = PROJECT_ROOT / ".tools" / "bin" / "helm"
+
+
+@dataclass(frozen=True)
+class ChartSource:
+    """Where the chart comes from: a repository URL or a local path."""
+
+    ref: str
+    repo: str | None
+    version: str | None
+
+    def describe(self) -> str:
+        return f"{versions.KUBERAY_CHART_NAME} {self.version} from {self.repo}" if self.repo else f"local chart {self.ref}"
+
+
+def chart_source(cfg: Config) -> ChartSource:
+    """--kuberay-chart as helm wants it. A local path that does not exist is bad input."""
+    chart = cfg.kube.kuberay_chart
+    if chart.startswith(("https://", "http://", "oci://")):
+        if chart.startswith("oci://"):
+            return ChartSource(ref=chart, repo=None, version=cfg.kube.kuberay_version)
+        return ChartSource(ref=versions.KUBERAY_CHART_NAME, repo=chart, version=cfg.kube.kuberay_version)
+    path = Path(chart).expanduser()
+    if not path.exists():
+        raise UserError(
+            f"--kuberay-chart {chart} is neither a Helm repository URL nor an existing chart folder or .tgz.",
+            "pass KubeRay's repository URL or the path of a downloaded chart.",
+        )
+    return ChartSource(ref=str(path.resolve()), repo=None, version=None)
+
+
+def load_values() -> dict[str, Any]:
+    with VALUES_FILE.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def find_helm() -> str:
+    """helm on PATH, else the one scripts/tools/get-helm.sh puts in .tools/bin."""
+    path = shutil.which("helm") or (str(TOOLS_HELM) if TOOLS_HELM.is_file() else None)
+    if path is None:
+        raise UserError(
+            "`helm` was not found on PATH or in .tools/bin.",
+            "install Helm 3 (https://helm.sh/docs/intro/install/) or run scripts/tools/get-helm.sh.",
+        )
+    return path
+
+
+def helm_client(cfg: Config) -> Any:
+    from pyhelm3 import Client
+
+    return Client(executable=find_helm(), kubeconfig=cfg.kube.kubeconfig, kubecontext=cfg.kube.kube_context, default_timeout=HELM_TIMEOUT)
+
+
+async def _get_chart(client: Any, source: ChartSource) -> Any:
+    return await client.get_chart(source.ref, repo=source.repo, version=source.version)
+
+
+def render_operator(cfg: Config) -> list[dict[str, Any]]:
+    """`helm template` of the operator chart with the project's values (for --dry-run and the tests)."""
+    client = helm_client(cfg)
+    source = chart_source(cfg)
+
+    async def render() -> list[dict[str, Any]]:
+        chart = await _get_chart(client, source)
+        resources = await client.template_resources(
+            chart, RELEASE_NAME, load_values(), namespace=cfg.kube.operator_namespace, include_crds=True
+        )
+        return [r for r in resources if r]
+
+    return asyncio.run(render())
+
+
+def install(cfg: Config) -> bool:
+    """Install or upgrade the release; True if helm changed something."""
+    client = helm_client(cfg)
+    source = chart_source(cfg)
+    values = load_values()
+    namespace = cfg.kube.operator_namespace
+
+    async def ensure() -> tuple[bool, Any]:
+        from pyhelm3.errors import Error as HelmError
+
+        try:
+            chart = await _get_chart(client, source)
+            current = await client.get_proceedable_revision(RELEASE_NAME, namespace=namespace, timeout=HELM_TIMEOUT)
+            if not await client.should_install_or_upgrade_release(current, chart, values):
+                return False, current
+            revision = await client.install_or_upgrade_release(
+                RELEASE_NAME, chart, values, namespace=namespace, create_namespace=True, atomic=True, wait=False, timeout=HELM_TIMEOUT
+            )
+            return True, revision
+        except HelmError as exc:
+            raise OperationalError(
+                f"helm could not install {source.describe()} into namespace {namespace}: {exc}",
+                "read helm's message above; check that the chart is reachable and that you may create cluster-wide objects (CRDs, ClusterRoles).",
+            ) from None
+
+    changed, revision = asyncio.run(ensure())
+    if changed:
+        log.info("installed %s as release %s/%s, revision %s", source.describe(), namespace, RELEASE_NAME, revision.revision)
+    else:
+        log.info("release %s/%s already runs %s with the same values: nothing changed", namespace, RELEASE_NAME, source.describe())
+    return changed
+
+
+# ---------------------------------------------------------------- readiness
+
+
+def crd_established(crd: dict[str, Any] | None) -> bool:
+    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def deployment_available(deployment: dict[str, Any] | None) -> bool:
+    status = (deployment or {}).get("status") or {}
+    conditions = status.get("conditions") or []
+    available = any(c.get("type") == "Available" and c.get("status") == "True" for c in conditions)
+    # The new ReplicaSet must be the one that is available after an upgrade.
+    updated = status.get("updatedReplicas", 0) >= ((deployment or {}).get("spec") or {}).get("replicas", 1)
+    return available and updated
+
+
+def wait_ready(cfg: Config, seconds: float = READY_DEADLINE_SECONDS) -> None:
+    api = kube.connect(cfg)
+    namespace = cfg.kube.operator_namespace
+    deadline = retry.Deadline(seconds, what="the KubeRay operator")
+
+    def ready() -> bool:
+        missing = []
+        for name in REQUIRED_CRDS:
+            crd = kube.get_or_none(f"read CRD {name}", lambda name=name: api.extensions.read_custom_resource_definition(name))
+            if not crd_established(api.to_dict(crd) if crd is not None else None):
+                missing.append(f"CRD {name} not Established")
+        deployment = kube.get_or_none(
+            f"read Deployment {namespace}/{OPERATOR_DEPLOYMENT}",
+            lambda: api.apps.read_namespaced_deployment(OPERATOR_DEPLOYMENT, namespace),
+        )
+        if not deployment_available(api.to_dict(deployment) if deployment is not None else None):
+            missing.append(f"Deployment {namespace}/{OPERATOR_DEPLOYMENT} not Available")
+        if missing:
+            log.info("waiting for the KubeRay operator: %s", "; ".join(missing))
+        return not missing
+
+    retry.wait_until(
+        ready,
+        deadline,
+        interval=3.0,
+        fix=f"look at the operator pod: kubectl -n {namespace} describe pod -l app.kubernetes.io/name=kuberay-operator (image pull? no room?).",
+    )
+    log.info(
+        "KubeRay operator ready in %.0f s: CRDs established, Deployment %s/%s available", deadline.elapsed, namespace, OPERATOR_DEPLOYMENT
+    )
+
+
+def main(cfg: Config, words: tuple[str, ...]) -> int:
+    source = chart_source(cfg)
+    with gha.group(f"install the KubeRay operator ({source.describe()})"):
+        changed = install(cfg)
+        wait_ready(cfg)
+    gha.set_outputs(cfg.github.output, {"operator-changed": str(changed).lower()})
+    return 0

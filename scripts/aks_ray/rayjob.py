@@ -1,0 +1,311 @@
+"""The Kubernetes objects of one run, rendered from the Config alone (no I/O but reading files).
+
+A run creates three things in --namespace: the Namespace (when missing), a
+ConfigMap carrying the training directory, and the RayJob. The RayJob starts
+from manifests/rayjob.yaml and is completed here with what depends on options.
+
+How the training code reaches the cluster without any external URL: every file
+of --training-dir goes into the ConfigMap; the submitter pod mounts it, copies
+it to a plain folder, and `ray job submit` uploads that folder as the job's
+working_dir. A ConfigMap holds at most 1 MiB, which is checked here, before
+anything is created.
+
+How torch gets into the Ray image (which has none): the job's runtime
+environment pip-installs the pinned torch CPU wheel from PyTorch's CPU index
+(about 190 MB) rather than PyPI's default Linux wheel, which pulls about 3 GB of
+CUDA libraries. Ray caches the environment per node, so only the first job on a
+node pays for the download.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import jobspec, versions
+from .config import PROJECT_ROOT, RAY_POOL_LABEL, RAY_POOL_TAINT, Config
+from .errors import UserError
+
+MANIFESTS_DIR = PROJECT_ROOT / "manifests"
+RAYJOB_BASE = MANIFESTS_DIR / "rayjob.yaml"
+
+RAY_GROUP, RAY_VERSION_API = "ray.io", "v1"
+
+# Labels: who manages an object, and which run it belongs to. Cleanup deletes by
+# the run label only, so concurrent runs in one namespace never touch each other.
+MANAGED_BY = ("app.kubernetes.io/managed-by", "aks-ray")
+RUN_LABEL = "aks-ray.io/run"
+COMPONENT_LABEL = "aks-ray.io/component"
+GITHUB_RUN_ID_LABEL = "aks-ray.io/github-run-id"
+GITHUB_RUN_ATTEMPT_LABEL = "aks-ray.io/github-run-attempt"
+PULL_REQUEST_LABEL = "aks-ray.io/pull-request"
+COMMIT_LABEL = "aks-ray.io/commit"
+
+# Where the submitter finds the training directory (see manifests/rayjob.yaml).
+SUBMITTER_TRAINING_DIR = "/aks-ray/training"
+
+# A ConfigMap's data may not exceed 1 MiB; keep room for the object around it.
+CONFIGMAP_LIMIT_BYTES = 1024 * 1024 - 16 * 1024
+
+# PyTorch's index of CPU-only wheels; `+cpu` in the pin makes pip take it from there.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+# Files of the training directory that are never code or data the job needs.
+_SKIP_DIRS = {"__pycache__", ".git", ".venv", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+_CONFIGMAP_KEY_UNSAFE = re.compile(r"[^-._a-zA-Z0-9]")
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """The names and labels of one run's objects."""
+
+    job_name: str
+    namespace: str
+    labels: dict[str, str]
+
+    @property
+    def configmap_name(self) -> str:
+        return f"{self.job_name}-training"
+
+    @property
+    def head_service(self) -> str:
+        # KubeRay names the RayJob's head Service after the RayJob.
+        return f"{self.job_name}-head-svc"
+
+    @property
+    def selector(self) -> str:
+        """The label selector that finds this run's objects and nothing else."""
+        return f"{MANAGED_BY[0]}={MANAGED_BY[1]},{RUN_LABEL}={self.job_name}"
+
+
+def new_job_name(cfg: Config, token: str | None = None) -> str:
+    """--job-name, or a fresh name: concurrent runs, even of one workflow run, never collide.
+
+    Short enough that KubeRay's derived names (RayCluster `<name>-xxxxx`, head
+    Service `<name>-head-svc`, pods) stay within Kubernetes' 63 characters.
+    """
+    if cfg.kube.job_name:
+        return cfg.kube.job_name
+    token = token or secrets.token_hex(3)
+    run_id = re.sub(r"[^0-9]", "", cfg.github.run_id)[-10:]
+    return f"aks-ray-{run_id}-{token}" if run_id else f"aks-ray-{token}"
+
+
+def _label_value(value: str) -> str:
+    value = re.sub(r"[^-_.A-Za-z0-9]", "-", value)[:63]
+    return value.strip("-_.")
+
+
+def run_labels(cfg: Config, job_name: str) -> dict[str, str]:
+    github = cfg.github
+    labels = {MANAGED_BY[0]: MANAGED_BY[1], RUN_LABEL: job_name}
+    for key, value in (
+        (GITHUB_RUN_ID_LABEL, github.run_id),
+        (GITHUB_RUN_ATTEMPT_LABEL, github.run_attempt),
+        (PULL_REQUEST_LABEL, github.pull_request),
+        (COMMIT_LABEL, github.sha),
+    ):
+        if _label_value(value):
+            labels[key] = _label_value(value)
+    return labels
+
+
+def identity(cfg: Config, job_name: str) -> RunIdentity:
+    return RunIdentity(job_name=job_name, namespace=cfg.kube.namespace, labels=run_labels(cfg, job_name))
+
+
+# --------------------------------------------------------------- placement
+
+
+def node_selector(cfg: Config) -> dict[str, str]:
+    """--node-selector, or on the aks target the Ray pool's label."""
+    if cfg.kube.node_selector:
+        return dict(cfg.kube.node_selector)
+    if cfg.target == "aks":
+        return {RAY_POOL_LABEL[0]: RAY_POOL_LABEL[1]}
+    return {}
+
+
+def tolerations(cfg: Config) -> list[dict[str, str]]:
+    """--tolerations, or on the aks target the Ray pool's taint."""
+    items = cfg.kube.tolerations or ((RAY_POOL_TAINT,) if cfg.target == "aks" else ())
+    return [{"key": key, "operator": "Equal", "value": value, "effect": effect} for key, value, effect in items]
+
+
+# ---------------------------------------------------------- training files
+
+
+def training_files(training_dir: Path) -> list[tuple[str, bytes]]:
+    """(relative path, content) of every file the job needs, in a stable order."""
+    files = []
+    for path in sorted(training_dir.rglob("*")):
+        relative = path.relative_to(training_dir)
+        if any(part in _SKIP_DIRS or part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_file() and not path.name.endswith(_SKIP_SUFFIXES):
+            files.append((relative.as_posix(), path.read_bytes()))
+    return files
+
+
+def configmap_key(index: int, relative: str) -> str:
+    """A ConfigMap key for a file path (keys may not hold '/'); the volume maps it back."""
+    return f"f{index:03d}-{_CONFIGMAP_KEY_UNSAFE.sub('_', relative.replace('/', '.'))}"[:253]
+
+
+def render_configmap(cfg: Config, run: RunIdentity, files: list[tuple[str, bytes]]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The ConfigMap with the training directory, and the volume items that lay its files out again."""
+    total = sum(len(content) for _, content in files)
+    if not files:
+        raise UserError(
+            f"--training-dir {cfg.training.training_dir} has no files to send to the cluster.",
+            "point --training-dir at the folder with your training code.",
+        )
+    if total > CONFIGMAP_LIMIT_BYTES:
+        biggest = sorted(files, key=lambda item: len(item[1]), reverse=True)[:3]
+        listing = ", ".join(f"{name} ({len(content) / 1024:.0f} KiB)" for name, content in biggest)
+        raise UserError(
+            f"--training-dir {cfg.training.training_dir} holds {total / 1024:.0f} KiB; a Kubernetes ConfigMap carries at most "
+            f"{CONFIGMAP_LIMIT_BYTES // 1024} KiB (largest: {listing}).",
+            "keep only code in the training directory and let the job download its data (--mnist-mirror), "
+            "or build an image with the code in it and pass it as --ray-image.",
+        )
+    text: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    items = []
+    for index, (relative, content) in enumerate(files):
+        key = configmap_key(index, relative)
+        try:
+            # Code stays readable in the ConfigMap (and in --dry-run); data goes as base64.
+            text[key] = content.decode("utf-8")
+        except UnicodeDecodeError:
+            binary[key] = base64.b64encode(content).decode("ascii")
+        items.append({"key": key, "path": relative})
+    configmap: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": run.configmap_name, "namespace": run.namespace, "labels": {**run.labels, COMPONENT_LABEL: "training-dir"}},
+        "immutable": True,
+    }
+    if text:
+        configmap["data"] = text
+    if binary:
+        configmap["binaryData"] = binary
+    return configmap, items
+
+
+# ----------------------------------------------------------------- RayJob
+
+
+def runtime_env(cfg: Config) -> dict[str, Any]:
+    """The job's runtime environment: the uploaded training directory and torch."""
+    if cfg.training.use_gpu:
+        # PyPI's default Linux wheel is the CUDA build, which GPU nodes need.
+        pip: dict[str, Any] = {"packages": [f"torch=={versions.TORCH_VERSION}"]}
+    else:
+        pip = {"packages": [f"torch=={versions.TORCH_VERSION}+cpu"], "pip_install_options": ["--extra-index-url", TORCH_CPU_INDEX]}
+    threads = str(cfg.training.cpus_per_worker)
+    return {
+        "working_dir": SUBMITTER_TRAINING_DIR,
+        "pip": pip,
+        "env_vars": {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"},
+    }
+
+
+def _resources(cpus: int, memory: str, gpus: int = 0) -> dict[str, dict[str, str]]:
+    # Requests equal to limits: Ray sizes itself from them, and a pod that uses
+    # more memory than it asked for is OOMKilled rather than starving its node.
+    limits = {"cpu": str(cpus), "memory": memory}
+    if gpus:
+        limits["nvidia.com/gpu"] = str(gpus)
+    return {"requests": dict(limits), "limits": limits}
+
+
+def _place(pod_spec: dict[str, Any], cfg: Config) -> None:
+    selector, tolerate = node_selector(cfg), tolerations(cfg)
+    if selector:
+        pod_spec["nodeSelector"] = selector
+    if tolerate:
+        pod_spec["tolerations"] = tolerate
+
+
+def _label_template(template: dict[str, Any], labels: dict[str, str], component: str) -> None:
+    metadata = template.pop("metadata", {})
+    metadata["labels"] = {**metadata.get("labels", {}), **labels, COMPONENT_LABEL: component}
+    spec = template.pop("spec")
+    # metadata first, as people write pod templates.
+    template.update({"metadata": metadata, "spec": spec})
+
+
+def load_base() -> dict[str, Any]:
+    with RAYJOB_BASE.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, str]], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    kube, training = cfg.kube, cfg.training
+    job = copy.deepcopy(base if base is not None else load_base())
+    job["metadata"] = {"name": run.job_name, "namespace": run.namespace, "labels": {**run.labels, COMPONENT_LABEL: "rayjob"}}
+    spec = job["spec"]
+    spec["entrypoint"] = jobspec.entrypoint_command(cfg, jobspec.HEAD_ARTIFACTS_DIR)
+    spec["runtimeEnvYAML"] = yaml.safe_dump(runtime_env(cfg), sort_keys=False)
+    spec["activeDeadlineSeconds"] = cfg.common.timeout
+    spec["preRunningDeadlineSeconds"] = min(spec.get("preRunningDeadlineSeconds", cfg.common.timeout), cfg.common.timeout)
+    if cfg.common.keep_cluster:
+        # The user asked to keep the cluster: no automatic deletion at all.
+        spec.pop("deletionStrategy", None)
+
+    cluster = spec["rayClusterSpec"]
+    cluster["rayVersion"] = versions.RAY_VERSION
+
+    head = cluster["headGroupSpec"]["template"]
+    _label_template(head, run.labels, "ray-head")
+    head_container = head["spec"]["containers"][0]
+    head_container["image"] = kube.ray_image
+    head_container["resources"] = _resources(kube.head_cpus, kube.head_memory)
+    _place(head["spec"], cfg)
+
+    group = cluster["workerGroupSpecs"][0]
+    group["replicas"] = group["minReplicas"] = group["maxReplicas"] = training.workers
+    # One Ray Train worker per pod: the pod's CPUs are the worker's CPUs.
+    group["rayStartParams"] = {**group.get("rayStartParams", {}), "num-cpus": str(training.cpus_per_worker)}
+    worker = group["template"]
+    _label_template(worker, run.labels, "ray-worker")
+    worker_container = worker["spec"]["containers"][0]
+    worker_container["image"] = kube.ray_image
+    worker_container["resources"] = _resources(training.cpus_per_worker, training.memory_per_worker, gpus=1 if training.use_gpu else 0)
+    _place(worker["spec"], cfg)
+
+    submitter = spec["submitterPodTemplate"]
+    _label_template(submitter, run.labels, "submitter")
+    pod = submitter["spec"]
+    for container in pod["initContainers"] + pod["containers"]:
+        container["image"] = kube.ray_image
+    for volume in pod["volumes"]:
+        if "configMap" in volume:
+            volume["configMap"] = {"name": run.configmap_name, "items": volume_items}
+    _place(pod, cfg)
+    return job
+
+
+def render_namespace(run: RunIdentity) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": run.namespace, "labels": {MANAGED_BY[0]: MANAGED_BY[1]}}}
+
+
+def render_run(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
+    """Every object the run creates, in creation order. Raises UserError on bad input."""
+    configmap, items = render_configmap(cfg, run, training_files(cfg.training.training_dir))
+    return [render_namespace(run), configmap, render_rayjob(cfg, run, items)]
+
+
+def to_yaml(objects: Iterable[dict[str, Any]]) -> str:
+    """Multi-document YAML, as `kubectl apply -f -` reads it."""
+    return "".join("---\n" + yaml.safe_dump(obj, sort_keys=False, width=120) for obj in objects)
