@@ -40,4 +40,31 @@ class MnistCNN(nn.Module):
 
 def to_tensor(images) -> torch.Tensor:
     """uint8 (N, 28, 28) -> normalised float32 (N, 1, 28, 28)."""
-    return ((torch.as_tensor(images, dtype=torch.float32) / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+    # A copy: arrays from Ray's object store are read-only.
+    return ((torch.tensor(images, dtype=torch.float32) / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+
+
+def to_labels(labels) -> torch.Tensor:
+    return torch.tensor(labels, dtype=torch.long)
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int) -> float:
+    """One pass over `order` (indices into images/labels) in mini-batches; returns the summed loss."""
+    model.train()
+    loss_sum = 0.0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(images[idx]), labels[idx])
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(idx)
+    return loss_sum
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, chunk: int = 1000) -> tuple[float, int]:
+    """Summed cross-entropy and the number of correct predictions."""
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(images[i : i + chunk]) for i in range(0, len(labels), chunk)])
+    return nn.functional.cross_entropy(logits, labels, reduction="sum").item(), int((logits.argmax(dim=1) == labels).sum().item())

@@ -71,8 +71,7 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
     import torch
-    import torch.nn.functional as F
-    from model import MnistCNN, to_tensor
+    from model import MnistCNN, evaluate, to_labels, to_tensor, train_epoch
 
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
@@ -84,10 +83,10 @@ def train_loop_per_worker(config: dict) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
 
     data = ray.get(config["data"])
-    train_x, train_y = to_tensor(data["train_images"]).to(device), torch.as_tensor(data["train_labels"], dtype=torch.long).to(device)
+    train_x, train_y = to_tensor(data["train_images"]).to(device), to_labels(data["train_labels"]).to(device)
     # Every worker gets the same number of samples, so DDP's collective calls line up.
     test_idx = np.arange(len(data["test_labels"]))[rank::world_size]
-    test_x, test_y = to_tensor(data["test_images"][test_idx]).to(device), torch.as_tensor(data["test_labels"][test_idx], dtype=torch.long).to(device)
+    test_x, test_y = to_tensor(data["test_images"][test_idx]).to(device), to_labels(data["test_labels"][test_idx]).to(device)
     per_worker = len(train_y) // world_size
     batch = max(1, config["batch_size"] // world_size)
 
@@ -95,22 +94,9 @@ def train_loop_per_worker(config: dict) -> None:
         started = time.perf_counter()
         order = np.random.default_rng(config["seed"] + epoch).permutation(len(train_y))
         mine = torch.as_tensor(order[rank * per_worker : (rank + 1) * per_worker], device=device)
-        model.train()
-        loss_sum = 0.0
-        for start in range(0, per_worker, batch):
-            idx = mine[start : start + batch]
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(train_x[idx]), train_y[idx])
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(idx)
+        loss_sum = train_epoch(model, optimizer, train_x, train_y, mine, batch)
         train_seconds = time.perf_counter() - started
-
-        model.eval()
-        with torch.no_grad():
-            logits = torch.cat([model(test_x[i : i + 1000]) for i in range(0, len(test_y), 1000)])
-            test_loss_sum = F.cross_entropy(logits, test_y, reduction="sum").item()
-            correct = (logits.argmax(dim=1) == test_y).sum().item()
+        test_loss_sum, correct = evaluate(model, test_x, test_y)
         loss_sum, test_loss_sum, correct, seen, tested = _all_reduce_sum([loss_sum, test_loss_sum, correct, per_worker, len(test_y)], world_size)
         metrics = {
             "epoch": epoch,
@@ -132,7 +118,7 @@ def train_loop_per_worker(config: dict) -> None:
         state = model.module.state_dict() if hasattr(model, "module") else model.state_dict()
         buffer = io.BytesIO()
         torch.save({k: v.cpu() for k, v in state.items()}, buffer)
-        ray.get(config["sink"].save.remote(buffer.getvalue()))
+        ray.get(config["sink"].save.remote(buffer.getvalue(), metrics))
 
 
 # ------------------------------------------------------------------- driver
@@ -147,8 +133,13 @@ def make_sink(artifacts_dir: Path):
     class ModelSink:
         def __init__(self, directory: str) -> None:
             self.directory = Path(directory)
+            self.metrics: dict = {}
 
-        def save(self, payload: bytes) -> str:
+        def final_metrics(self) -> dict:
+            return self.metrics
+
+        def save(self, payload: bytes, metrics: dict) -> str:
+            self.metrics = metrics
             checkpoint_dir = self.directory / "checkpoint"
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
             for path in (self.directory / "model.pt", checkpoint_dir / "model.pt"):
@@ -191,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     started = time.perf_counter()
+    sink = make_sink(artifacts)
     config = {
         "data": ray.put({k: getattr(data, k) for k in ("train_images", "train_labels", "test_images", "test_labels")}),
-        "sink": make_sink(artifacts),
+        "sink": sink,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
@@ -206,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         scaling_config=ScalingConfig(num_workers=args.workers, use_gpu=args.use_gpu, resources_per_worker={"CPU": args.cpus_per_worker}),
         run_config=RunConfig(name="mnist-cnn", storage_path=str(artifacts / "ray-train")),
     )
-    result = trainer.fit()
-    metrics = result.metrics or {}
+    trainer.fit()
+    # Rank 0's last epoch, as it handed over the model (Ray Train's Result
+    # carries metrics only alongside a checkpoint in shared storage).
+    metrics = ray.get(sink.final_metrics.remote())
     train_seconds = time.perf_counter() - started
     final = {
         "kind": "final",

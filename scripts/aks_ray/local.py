@@ -105,7 +105,17 @@ class LocalRayHead:
             "--include-dashboard=true",
             "--disable-usage-stats",
         ]  # fmt: skip
-        env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.token_path)}
+        # The job's entrypoint says `python`: make that this interpreter, with Ray and torch, not whatever PATH finds first.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        env = {
+            **os.environ,
+            "PATH": path,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(self.token_path),
+            # On Linux Ray swaps a loopback --node-ip-address for the machine's
+            # routable address; this is its switch for a single-machine cluster.
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        }
         env.pop("RAY_AUTH_TOKEN", None)
         log_path = self.temp_dir.parent / "ray-start.log" if self.temp_dir.parent.exists() else None
         log.info("starting a Ray head on 127.0.0.1 (dashboard port %d, %d CPUs, temp dir %s)", self.dashboard_port, self.cpus, self.temp_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,17 +98,30 @@ def run(
 
 
 def terminate_group(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after `grace` s."""
-    if process.poll() is not None:
-        return
+    """SIGTERM the whole process group, then SIGKILL whatever is left after `grace` s.
+
+    The group, not just the leader: a leader may exit before its children do,
+    and those children are exactly what must not be left running.
+    """
     try:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=grace)
     except (ProcessLookupError, PermissionError):
+        process.poll()
         return
-    except subprocess.TimeoutExpired:
-        try:
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and group_alive(process):
+        time.sleep(0.2)
+    if group_alive(process):
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace)
+
+
+def group_alive(process: subprocess.Popen) -> bool:
+    process.poll()  # reap the leader if it exited, so it does not count as alive
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
