@@ -16,7 +16,7 @@ import sys
 
 from . import cleanup, collect, dashboard, gha, job, operator, rayjob, report
 from .config import Config
-from .errors import AksRayError, OperationalError, UserError
+from .errors import AksRayError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +24,15 @@ log = logging.getLogger(__name__)
 def dry_run(cfg: Config) -> int:
     run = rayjob.identity(cfg, rayjob.new_job_name(cfg))
     objects = rayjob.render_run(cfg, run)
+    source = operator.chart_source(cfg)  # a chart path that does not exist is bad input here too
     header = f"# aks-ray --dry-run: the objects of RayJob {run.namespace}/{run.job_name}; nothing was created.\n"
     try:
         operator_objects = operator.render_operator(cfg)
-        header += (
-            f"# KubeRay operator: {operator.chart_source(cfg).describe()}, release {cfg.kube.operator_namespace}/{operator.RELEASE_NAME}\n"
-        )
-    except (UserError, OperationalError) as exc:
+        header += f"# KubeRay operator: {source.describe()}, release {cfg.kube.operator_namespace}/{operator.RELEASE_NAME}\n"
+    except Exception as exc:  # no helm, or helm could not fetch or render the chart: say so, and still print the run's objects
         operator_objects = []
-        header += f"# KubeRay operator objects not rendered ({exc}); `aks-ray operator install` would install {operator.chart_source(cfg).describe()}\n"
-    except Exception as exc:  # helm could not fetch or render the chart: say so, and still print the run's objects
-        operator_objects = []
-        header += f"# KubeRay operator objects not rendered (helm: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})\n"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        header += f"# KubeRay operator objects not rendered ({reason}); `aks-ray operator install` would install {source.describe()}\n"
     sys.stdout.write(header + rayjob.to_yaml(operator_objects + objects))
     sys.stdout.flush()
     return 0

@@ -1,0 +1,207 @@
+"""Objects in the shape the API server returns them for a KubeRay 1.7 run (camelCase JSON).
+
+The RayJob statuses follow KubeRay 1.7's RayJobStatus (ray.io_rayjobs.yaml; the
+integration test validates every one against the CRD's status schema), the pods
+and events follow core/v1 as `kubectl get -o json` shows them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+NAMESPACE = "aks-ray"
+JOB = "aks-ray-1234-ab12cd"
+CLUSTER = f"{JOB}-x7k2p"
+HEAD_POD = f"{CLUSTER}-head-5vq8d"
+WORKER_POD = f"{CLUSTER}-train-worker-m2zlf"
+SUBMITTER_POD = f"{JOB}-8hj4k"
+
+
+def rayjob(**status: Any) -> dict[str, Any]:
+    base_status = {
+        "jobId": f"{JOB}-tp9wx",
+        "rayClusterName": CLUSTER,
+        "dashboardURL": f"{JOB}-head-svc.{NAMESPACE}.svc.cluster.local:8265",
+        "startTime": "2026-11-25T20:00:00Z",
+        "observedGeneration": 1,
+        "failed": 0,
+        "succeeded": 0,
+        "rayClusterStatus": {"desiredCPU": "2", "desiredMemory": "5Gi", "desiredWorkerReplicas": 1, "state": "ready"},
+    }
+    base_status.update(status)
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": {"name": JOB, "namespace": NAMESPACE, "uid": "0f1c1c6e-4d7e-4a43-9b54-2a3f1d7a9e01", "generation": 1},
+        "spec": {"entrypoint": "python train_mnist.py", "submissionMode": "K8sJobMode"},
+        "status": base_status,
+    }
+
+
+RUNNING = rayjob(jobDeploymentStatus="Running", jobStatus="RUNNING", rayJobInfo={"startTime": "2026-11-25T20:01:10Z"})
+INITIALIZING = rayjob(jobDeploymentStatus="Initializing", jobStatus="")
+SUCCEEDED = rayjob(
+    jobDeploymentStatus="Complete",
+    jobStatus="SUCCEEDED",
+    succeeded=1,
+    endTime="2026-11-25T20:04:00Z",
+    rayJobInfo={"startTime": "2026-11-25T20:01:10Z", "endTime": "2026-11-25T20:03:58Z"},
+)
+APP_FAILED = rayjob(
+    jobDeploymentStatus="Failed",
+    jobStatus="FAILED",
+    reason="AppFailed",
+    failed=1,
+    message="Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):\nZeroDivisionError: division by zero\n",
+    endTime="2026-11-25T20:03:00Z",
+)
+RUNTIME_ENV_FAILED = rayjob(
+    jobDeploymentStatus="Failed",
+    jobStatus="FAILED",
+    reason="AppFailed",
+    failed=1,
+    message=(
+        "runtime_env setup failed: Failed to set up runtime environment.\n"
+        "Could not create the actor because its associated runtime env failed to be created.\n"
+        "ERROR: Could not find a version that satisfies the requirement torch==2.13.0+cpu (from versions: none)"
+    ),
+)
+SUBMISSION_FAILED = rayjob(
+    jobDeploymentStatus="Failed",
+    jobStatus="",
+    reason="SubmissionFailed",
+    failed=1,
+    message="Job submission has failed. Reason: BackoffLimitExceeded. Message: Job has reached the specified backoff limit",
+)
+DEADLINE_EXCEEDED = rayjob(
+    jobDeploymentStatus="Failed",
+    jobStatus="RUNNING",
+    reason="DeadlineExceeded",
+    failed=1,
+    message="The RayJob has passed the activeDeadlineSeconds. StartTime: 2026-11-25 20:00:00 +0000 UTC. ActiveDeadlineSeconds: 600",
+)
+PRE_RUNNING_DEADLINE = rayjob(
+    jobDeploymentStatus="Failed",
+    jobStatus="",
+    reason="PreRunningDeadlineExceeded",
+    failed=1,
+    message="The RayJob has passed the preRunningDeadlineSeconds. StartTime: 2026-11-25 20:00:00 +0000 UTC. PreRunningDeadlineSeconds: 600",
+)
+STOPPED = rayjob(jobDeploymentStatus="Complete", jobStatus="STOPPED", endTime="2026-11-25T20:04:00Z")
+COMPLETE_BUT_FAILED = rayjob(jobDeploymentStatus="Complete", jobStatus="FAILED", endTime="2026-11-25T20:04:00Z")
+
+ALL_RAYJOBS = {
+    "initializing": INITIALIZING,
+    "running": RUNNING,
+    "succeeded": SUCCEEDED,
+    "app-failed": APP_FAILED,
+    "runtime-env-failed": RUNTIME_ENV_FAILED,
+    "submission-failed": SUBMISSION_FAILED,
+    "deadline-exceeded": DEADLINE_EXCEEDED,
+    "pre-running-deadline": PRE_RUNNING_DEADLINE,
+    "stopped": STOPPED,
+    "complete-but-failed": COMPLETE_BUT_FAILED,
+}
+
+
+def pod(name: str, node_type: str | None, container: str, image: str = "rayproject/ray:2.60.0-py311-cpu", **container_status: Any) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/managed-by": "aks-ray", "aks-ray.io/run": JOB}
+    if node_type:
+        labels.update({"ray.io/node-type": node_type, "ray.io/cluster": CLUSTER, "ray.io/is-ray-node": "yes"})
+    else:
+        labels.update({"aks-ray.io/component": "submitter", "batch.kubernetes.io/job-name": JOB, "job-name": JOB})
+    status = {"name": container, "image": image, "imageID": "", "ready": False, "restartCount": 0, "started": False, "state": {}}
+    status.update(container_status)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels, "creationTimestamp": "2026-11-25T20:00:05Z"},
+        "spec": {"containers": [{"name": container, "image": image}]},
+        "status": {"phase": "Pending", "containerStatuses": [status]},
+    }
+
+
+IMAGE_PULL_BACKOFF = pod(
+    WORKER_POD,
+    "worker",
+    "ray-worker",
+    image="rayproject/ray:2.60.0-py311-cpux",
+    state={
+        "waiting": {
+            "reason": "ImagePullBackOff",
+            "message": 'Back-off pulling image "rayproject/ray:2.60.0-py311-cpux": ErrImagePull: failed to resolve reference: not found',
+        }
+    },
+)
+OOM_KILLED_WORKER = pod(
+    WORKER_POD,
+    "worker",
+    "ray-worker",
+    restartCount=1,
+    started=True,
+    ready=True,
+    state={"running": {"startedAt": "2026-11-25T20:02:30Z"}},
+    lastState={"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": "2026-11-25T20:01:00Z", "finishedAt": "2026-11-25T20:02:29Z"}},
+)
+OOM_KILLED_HEAD = pod(
+    HEAD_POD,
+    "head",
+    "ray-head",
+    restartCount=1,
+    state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed container"}},
+    lastState={"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+)
+CRASH_LOOP_SUBMITTER = pod(
+    SUBMITTER_POD,
+    None,
+    "ray-job-submitter",
+    restartCount=3,
+    state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+    lastState={"terminated": {"exitCode": 1, "reason": "Error"}},
+)
+RUNNING_SUBMITTER = pod(SUBMITTER_POD, None, "ray-job-submitter", started=True, ready=True, state={"running": {"startedAt": "2026-11-25T20:01:00Z"}})
+HEALTHY_HEAD = copy.deepcopy(pod(HEAD_POD, "head", "ray-head", started=True, ready=True, state={"running": {"startedAt": "2026-11-25T20:00:40Z"}}))
+HEALTHY_HEAD["status"]["phase"] = "Running"
+
+
+def event(kind: str, name: str, reason: str, message: str, type_: str = "Warning", when: str = "2026-11-25T20:01:00Z") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{name}.1879c2a5f1e0a3b4", "namespace": NAMESPACE, "creationTimestamp": when},
+        "involvedObject": {"kind": kind, "namespace": NAMESPACE, "name": name, "apiVersion": "v1", "uid": "3d0b5e2c-0000-4000-8000-000000000001"},
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "count": 1,
+        "firstTimestamp": when,
+        "lastTimestamp": when,
+        "source": {"component": "default-scheduler"},
+        "reportingComponent": "default-scheduler",
+        "reportingInstance": "",
+    }
+
+
+FAILED_SCHEDULING_MEMORY = event(
+    "Pod",
+    WORKER_POD,
+    "FailedScheduling",
+    "0/3 nodes are available: 1 node(s) had untolerated taint {CriticalAddonsOnly: true}, 2 Insufficient memory. "
+    "preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.",
+)
+FAILED_SCHEDULING_CPU_GPU = event(
+    "Pod",
+    WORKER_POD,
+    "FailedScheduling",
+    "0/2 nodes are available: 2 Insufficient cpu, 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.",
+)
+FAILED_SCHEDULING_TAINT = event(
+    "Pod",
+    HEAD_POD,
+    "FailedScheduling",
+    "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+)
+BACKOFF_LIMIT_EXCEEDED = event("Job", JOB, "BackoffLimitExceeded", "Job has reached the specified backoff limit", when="2026-11-25T20:05:00Z")
+SCHEDULED = event("Pod", HEAD_POD, "Scheduled", f"Successfully assigned {NAMESPACE}/{HEAD_POD} to aks-ray-12345678-vmss000000", type_="Normal")
+OTHER_RUN_EVENT = event("Pod", "aks-ray-9999-ffffff-abcde-head-zzzzz", "FailedScheduling", "0/1 nodes are available: 1 Insufficient cpu.")

@@ -1,0 +1,229 @@
+"""RayJob state decisions, run state, log-follow readiness, and the pure parts of collect and operator."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+from kuberay_objects import (
+    ALL_RAYJOBS,
+    APP_FAILED,
+    CRASH_LOOP_SUBMITTER,
+    DEADLINE_EXCEEDED,
+    HEALTHY_HEAD,
+    INITIALIZING,
+    JOB,
+    PRE_RUNNING_DEADLINE,
+    RUNNING,
+    RUNNING_SUBMITTER,
+    SUCCEEDED,
+)
+
+from aks_ray import cleanup, collect, config, operator, report
+from aks_ray.errors import UserError
+from aks_ray.job import JobState, RunState, load_state, submitter_pod_ready_for_logs, transitions
+
+
+@pytest.mark.parametrize(
+    ("name", "terminal", "verdict"),
+    [
+        ("initializing", False, None),
+        ("running", False, None),
+        ("succeeded", True, report.SUCCEEDED),
+        ("app-failed", True, report.FAILED),
+        ("runtime-env-failed", True, report.FAILED),
+        ("submission-failed", True, report.FAILED),
+        ("deadline-exceeded", True, report.TIMED_OUT),
+        ("pre-running-deadline", True, report.TIMED_OUT),
+        ("stopped", True, report.STOPPED),
+        ("complete-but-failed", True, report.FAILED),
+    ],
+)
+def test_terminal_and_verdict_of_every_kuberay_state(name, terminal, verdict):
+    state = JobState.of(ALL_RAYJOBS[name])
+    assert state.terminal is terminal
+    if terminal:
+        assert state.verdict() == verdict
+    assert state.succeeded is (verdict == report.SUCCEEDED)
+
+
+def test_a_job_that_completed_with_a_failed_ray_job_is_not_a_success():
+    state = JobState.of(ALL_RAYJOBS["complete-but-failed"])
+    assert state.terminal and not state.succeeded
+
+
+def test_fresh_rayjob_without_status_waits():
+    state = JobState.of({"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": JOB}})
+    assert state == JobState() and not state.terminal
+
+
+def test_transitions_log_each_changed_field_once():
+    first = transitions(None, JobState.of(INITIALIZING))
+    assert first == ["jobDeploymentStatus: (none) -> Initializing"]
+    second = transitions(JobState.of(INITIALIZING), JobState.of(RUNNING))
+    assert second == ["jobDeploymentStatus: Initializing -> Running", "jobStatus: (none) -> RUNNING"]
+    assert transitions(JobState.of(RUNNING), JobState.of(RUNNING)) == []
+    last = transitions(JobState.of(RUNNING), JobState.of(DEADLINE_EXCEEDED))
+    assert last == ["jobDeploymentStatus: Running -> Failed", "reason: (none) -> DeadlineExceeded", "failed attempts: 1"]
+
+
+def test_transition_to_success():
+    assert transitions(JobState.of(RUNNING), JobState.of(SUCCEEDED)) == ["jobDeploymentStatus: Running -> Complete", "jobStatus: RUNNING -> SUCCEEDED"]
+
+
+@pytest.mark.parametrize(
+    ("pod", "ready"),
+    [(RUNNING_SUBMITTER, True), (CRASH_LOOP_SUBMITTER, False), (HEALTHY_HEAD, False)],
+    ids=["running-submitter", "waiting-submitter", "not-a-submitter"],
+)
+def test_submitter_log_is_followed_once_the_container_started(pod, ready):
+    assert submitter_pod_ready_for_logs(pod) is ready
+
+
+def test_terminated_submitter_still_has_a_log():
+    pod = json.loads(json.dumps(RUNNING_SUBMITTER))
+    pod["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    assert submitter_pod_ready_for_logs(pod)
+
+
+# ---------------------------------------------------------------- run state
+
+
+def make_cfg(tmp_path, **env):
+    environ = {"AKS_RAY_OUTPUT_DIR": str(tmp_path / "out"), "AKS_RAY_TARGET": "kubeconfig", **env}
+    return config.load({}, environ)
+
+
+def test_state_round_trip_and_no_secret(tmp_path):
+    cfg = make_cfg(tmp_path, ACTIONS_ID_TOKEN_REQUEST_TOKEN="eyJhbGciOiJSUzI1NiJ9.secret-oidc-token", GITHUB_RUN_ID="77")
+    RunState(job_name=JOB, namespace="aks-ray", target="kubeconfig", created_at=1.5).save(cfg.output_dir)
+    text = (cfg.output_dir / "state.json").read_text()
+    assert "secret-oidc-token" not in text
+    assert load_state(cfg) == RunState(job_name=JOB, namespace="aks-ray", target="kubeconfig", created_at=1.5)
+
+
+def test_state_falls_back_to_job_name(tmp_path):
+    cfg = make_cfg(tmp_path, AKS_RAY_JOB_NAME="my-run", AKS_RAY_NAMESPACE="team-a")
+    assert load_state(cfg) == RunState(job_name="my-run", namespace="team-a", target="kubeconfig")
+
+
+def test_no_state_is_bad_input_that_names_the_fix(tmp_path):
+    cfg = make_cfg(tmp_path)
+    with pytest.raises(UserError, match="job submit") as excinfo:
+        load_state(cfg)
+    assert excinfo.value.exit_code == 2
+    assert load_state(cfg, required=False) is None
+
+
+def test_cleanup_without_a_run_deletes_nothing_and_needs_no_cluster(tmp_path):
+    # No state.json and no --job-name: cleanup must not go looking for "all aks-ray objects".
+    cfg = make_cfg(tmp_path, KUBECONFIG=str(tmp_path / "missing-kubeconfig"))
+    assert cleanup.main(cfg, ("cleanup",)) == 0
+
+
+# ------------------------------------------------------------ collect, pure
+
+
+def test_redact_removes_literal_credentials_and_managed_fields():
+    pod = {
+        "metadata": {"name": "p", "managedFields": [{"manager": "kubectl"}], "annotations": {"kubectl.kubernetes.io/last-applied-configuration": '{"token":"x"}'}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "ray-head",
+                    "env": [
+                        {"name": "RAY_AUTH_TOKEN", "value": "s3cr3t-token"},
+                        {"name": "AZURE_CLIENT_SECRET", "value": "hunter2"},
+                        {"name": "RAY_AUTH_TOKEN_FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "c", "key": "auth_token"}}},
+                        {"name": "OMP_NUM_THREADS", "value": "2"},
+                    ],
+                }
+            ]
+        },
+    }
+    text = collect.dump_yaml(pod)
+    assert "s3cr3t-token" not in text and "hunter2" not in text and '"token":"x"' not in text
+    assert "managedFields" not in text
+    assert "OMP_NUM_THREADS" in text and "'2'" in text, "ordinary values stay"
+    assert "secretKeyRef" in text, "a reference to a Secret is not the secret"
+
+
+def test_driver_log_is_the_latest_non_empty_submitter_log():
+    older = {"metadata": {"name": "s-1", "creationTimestamp": "2026-11-25T20:00:00Z"}}
+    newer = {"metadata": {"name": "s-2", "creationTimestamp": "2026-11-25T20:05:00Z"}}
+    assert collect.pick_driver_log([older, newer], {"s-1": "first try\n", "s-2": "second try\n"}) == "second try\n"
+    assert collect.pick_driver_log([older, newer], {"s-1": "first try\n", "s-2": "  \n"}) == "first try\n"
+    assert collect.pick_driver_log([], {}) == ""
+
+
+@pytest.mark.parametrize(
+    ("job", "verdict", "expected"),
+    [
+        (SUCCEEDED, "", report.SUCCEEDED),
+        (APP_FAILED, "", report.FAILED),
+        (PRE_RUNNING_DEADLINE, "", report.TIMED_OUT),
+        (RUNNING, report.TIMED_OUT, report.TIMED_OUT),
+        (RUNNING, "", report.FAILED),
+        (None, "", report.FAILED),
+    ],
+    ids=["succeeded", "failed", "pre-running-deadline", "wait-timed-out", "collected-while-running", "rayjob-gone"],
+)
+def test_outcome_status(job, verdict, expected):
+    assert collect.outcome_status(job, RunState(JOB, "aks-ray", verdict=verdict)) == expected
+
+
+def _tar(members):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_safe_extract_keeps_files_and_refuses_escapes(tmp_path):
+    archive = _tar([("artifacts/model.pt", b"weights"), ("../../escape.txt", b"x"), ("artifacts/link", None), ("/abs.txt", b"y")])
+    names = collect.safe_extract(archive, tmp_path / "dest")
+    assert names == ["artifacts/model.pt"]
+    assert (tmp_path / "dest/artifacts/model.pt").read_bytes() == b"weights"
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "dest/artifacts/link").exists()
+
+
+# ----------------------------------------------------------- operator, pure
+
+
+def test_crd_established_reads_the_condition():
+    crd = {"status": {"conditions": [{"type": "NamesAccepted", "status": "True"}, {"type": "Established", "status": "True"}]}}
+    assert operator.crd_established(crd)
+    crd["status"]["conditions"][1]["status"] = "False"
+    assert not operator.crd_established(crd)
+    assert not operator.crd_established(None)
+
+
+def test_deployment_available_needs_the_updated_replicas():
+    deployment = {
+        "spec": {"replicas": 1},
+        "status": {"updatedReplicas": 1, "availableReplicas": 1, "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]},
+    }
+    assert operator.deployment_available(deployment)
+    deployment["status"]["updatedReplicas"] = 0  # an upgrade still rolling out
+    assert not operator.deployment_available(deployment)
+    assert not operator.deployment_available({"spec": {"replicas": 1}, "status": {}})
+
+
+def test_chart_source_repository_local_and_missing(tmp_path):
+    cfg = make_cfg(tmp_path)
+    source = operator.chart_source(cfg)
+    assert (source.ref, source.repo, source.version) == ("kuberay-operator", "https://ray-project.github.io/kuberay-helm/", "1.7.0")
+    chart = tmp_path / "kuberay-operator"
+    chart.mkdir()
+    assert operator.chart_source(make_cfg(tmp_path, AKS_RAY_KUBERAY_CHART=str(chart))).repo is None
+    with pytest.raises(UserError, match="--kuberay-chart"):
+        operator.chart_source(make_cfg(tmp_path, AKS_RAY_KUBERAY_CHART=str(tmp_path / "nope")))

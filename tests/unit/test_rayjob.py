@@ -1,0 +1,214 @@
+"""Rendering of the run's objects: names, labels, placement, resources, the training ConfigMap, --dry-run."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import yaml
+
+from aks_ray import cli, config, jobspec, rayjob, versions
+from aks_ray.errors import UserError
+
+
+def make_cfg(tmp_path, **env):
+    environ = {"AKS_RAY_OUTPUT_DIR": str(tmp_path / "out"), "AKS_RAY_TARGET": "kubeconfig", **env}
+    return config.load({}, environ)
+
+
+def render(cfg, name="aks-ray-42-abc123"):
+    run = rayjob.identity(cfg, name)
+    return run, rayjob.render_run(cfg, run)
+
+
+def pod_specs(job):
+    cluster = job["spec"]["rayClusterSpec"]
+    return {
+        "head": cluster["headGroupSpec"]["template"],
+        "worker": cluster["workerGroupSpecs"][0]["template"],
+        "submitter": job["spec"]["submitterPodTemplate"],
+    }
+
+
+def test_objects_in_creation_order(tmp_path):
+    _, objects = render(make_cfg(tmp_path))
+    assert [o["kind"] for o in objects] == ["Namespace", "ConfigMap", "RayJob"]
+
+
+def test_job_names_are_unique_and_short_enough_for_kuberay(tmp_path):
+    cfg = make_cfg(tmp_path, GITHUB_RUN_ID="123456789012345")
+    names = {rayjob.new_job_name(cfg) for _ in range(50)}
+    assert len(names) == 50
+    for name in names:
+        assert name.startswith("aks-ray-9012345-") or name.startswith("aks-ray-")
+        # KubeRay appends "-xxxxx" for the RayCluster, then "-head-svc" or "-train-worker-xxxxx".
+        assert len(f"{name}-xxxxx-train-worker-xxxxx") <= 63
+        config.parse_dns_label(name)
+    assert rayjob.new_job_name(make_cfg(tmp_path, AKS_RAY_JOB_NAME="fixed")) == "fixed"
+
+
+def test_labels_carry_the_github_context(tmp_path):
+    cfg = make_cfg(tmp_path, GITHUB_RUN_ID="987", GITHUB_RUN_ATTEMPT="2", GITHUB_REF="refs/pull/31/merge", GITHUB_SHA="a" * 40)
+    run, objects = render(cfg)
+    expected = {
+        "app.kubernetes.io/managed-by": "aks-ray",
+        "aks-ray.io/run": run.job_name,
+        "aks-ray.io/github-run-id": "987",
+        "aks-ray.io/github-run-attempt": "2",
+        "aks-ray.io/pull-request": "31",
+        "aks-ray.io/commit": "a" * 40,
+    }
+    _, configmap, job = objects
+    for obj in (configmap, job, *pod_specs(job).values()):
+        labels = obj["metadata"]["labels"]
+        assert {k: labels[k] for k in expected} == expected
+    assert run.selector == f"app.kubernetes.io/managed-by=aks-ray,aks-ray.io/run={run.job_name}"
+
+
+def test_no_pull_request_label_outside_a_pull_request(tmp_path):
+    _, objects = render(make_cfg(tmp_path, GITHUB_REF="refs/heads/main"))
+    assert "aks-ray.io/pull-request" not in objects[2]["metadata"]["labels"]
+
+
+@pytest.mark.parametrize(
+    ("env", "selector", "tolerations"),
+    [
+        ({}, None, None),
+        ({"AKS_RAY_TARGET": "aks", "AKS_RAY_INFRA_MODE": "skip"}, {"aks-ray.io/pool": "ray"}, [{"key": "aks-ray.io/pool", "operator": "Equal", "value": "ray", "effect": "NoSchedule"}]),
+        (
+            {"AKS_RAY_TARGET": "aks", "AKS_RAY_INFRA_MODE": "skip", "AKS_RAY_NODE_SELECTOR": "pool=big", "AKS_RAY_TOLERATIONS": "gpu=yes:NoExecute"},
+            {"pool": "big"},
+            [{"key": "gpu", "operator": "Equal", "value": "yes", "effect": "NoExecute"}],
+        ),
+        ({"AKS_RAY_NODE_SELECTOR": "kubernetes.io/os=linux"}, {"kubernetes.io/os": "linux"}, None),
+    ],
+    ids=["kubeconfig-anywhere", "aks-ray-pool", "aks-explicit-wins", "kubeconfig-selector"],
+)
+def test_node_placement(tmp_path, env, selector, tolerations):
+    _, objects = render(make_cfg(tmp_path, **env))
+    for role, template in pod_specs(objects[2]).items():
+        assert template["spec"].get("nodeSelector") == selector, role
+        assert template["spec"].get("tolerations") == tolerations, role
+
+
+def test_resources_follow_the_options(tmp_path):
+    cfg = make_cfg(tmp_path, AKS_RAY_WORKERS="3", AKS_RAY_CPUS_PER_WORKER="2", AKS_RAY_MEMORY_PER_WORKER="4Gi", AKS_RAY_HEAD_CPUS="2", AKS_RAY_HEAD_MEMORY="6Gi")
+    job = render(cfg)[1][2]
+    group = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    assert (group["replicas"], group["minReplicas"], group["maxReplicas"]) == (3, 3, 3)
+    assert group["rayStartParams"]["num-cpus"] == "2"
+    worker = group["template"]["spec"]["containers"][0]
+    assert worker["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]
+    assert head["template"]["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "6Gi"}
+    assert head["rayStartParams"]["num-cpus"] == "0", "training workers never land on the head"
+
+
+def test_gpu_workers_ask_for_a_gpu_and_the_cuda_torch(tmp_path):
+    job = render(make_cfg(tmp_path, AKS_RAY_USE_GPU="true"))[1][2]
+    worker = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])
+    assert env["pip"] == {"packages": [f"torch=={versions.TORCH_VERSION}"]}
+
+
+def test_image_pinned_everywhere(tmp_path):
+    job = render(make_cfg(tmp_path, AKS_RAY_RAY_IMAGE="myregistry.azurecr.io/ray:2.60.0-torch"))[1][2]
+    images = set()
+    for template in pod_specs(job).values():
+        for container in template["spec"].get("initContainers", []) + template["spec"]["containers"]:
+            images.add(container["image"])
+    assert images == {"myregistry.azurecr.io/ray:2.60.0-torch"}
+    assert job["spec"]["rayClusterSpec"]["rayVersion"] == versions.RAY_VERSION
+    assert versions.RAY_IMAGE.startswith(f"rayproject/ray:{versions.RAY_VERSION}-py311")
+
+
+def test_entrypoint_runtime_env_and_deadlines(tmp_path):
+    cfg = make_cfg(tmp_path, AKS_RAY_TIMEOUT="10m", AKS_RAY_EPOCHS="1", AKS_RAY_CPUS_PER_WORKER="2")
+    job = render(cfg)[1][2]
+    spec = job["spec"]
+    assert spec["entrypoint"] == jobspec.entrypoint_command(cfg, jobspec.HEAD_ARTIFACTS_DIR)
+    assert "--epochs 1" in spec["entrypoint"] and "--data-dir" not in spec["entrypoint"]
+    env = yaml.safe_load(spec["runtimeEnvYAML"])
+    assert env["pip"]["packages"] == [f"torch=={versions.TORCH_VERSION}+cpu"]
+    assert env["pip"]["pip_install_options"] == ["--extra-index-url", rayjob.TORCH_CPU_INDEX]
+    assert env["env_vars"]["OMP_NUM_THREADS"] == "2"
+    # The working_dir is where the submitter pod has the training directory.
+    mounts = spec["submitterPodTemplate"]["spec"]["containers"][0]["volumeMounts"]
+    assert env["working_dir"] in [m["mountPath"] for m in mounts]
+    assert spec["activeDeadlineSeconds"] == 600
+    assert spec["preRunningDeadlineSeconds"] == 600, "the pre-running guard never outlasts --timeout"
+    assert (spec["backoffLimit"], spec["submitterConfig"]["backoffLimit"]) == (0, 1)
+
+
+def test_token_authentication_stays_on(tmp_path):
+    job = render(make_cfg(tmp_path))[1][2]
+    assert job["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
+
+
+def test_deletion_waits_for_collection_unless_kept(tmp_path):
+    job = render(make_cfg(tmp_path))[1][2]
+    rules = job["spec"]["deletionStrategy"]["deletionRules"]
+    assert {r["policy"] for r in rules} == {"DeleteCluster"}
+    assert all(r["condition"]["ttlSeconds"] >= 600 for r in rules), "the head must outlive collection"
+    assert "shutdownAfterJobFinishes" not in job["spec"]
+    kept = render(make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true"))[1][2]
+    assert "deletionStrategy" not in kept["spec"]
+
+
+def test_configmap_carries_every_training_file(tmp_path):
+    cfg = make_cfg(tmp_path)
+    _, objects = render(cfg)
+    configmap, job = objects[1], objects[2]
+    volume = next(v for v in job["spec"]["submitterPodTemplate"]["spec"]["volumes"] if "configMap" in v)
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    rebuilt = {}
+    for item in volume["configMap"]["items"]:
+        if item["key"] in configmap.get("data", {}):
+            rebuilt[item["path"]] = configmap["data"][item["key"]].encode()
+        else:
+            rebuilt[item["path"]] = base64.b64decode(configmap["binaryData"][item["key"]])
+    assert rebuilt == dict(rayjob.training_files(cfg.training.training_dir))
+    assert "train_mnist.py" in rebuilt
+    assert "train_mnist.py" in "".join(k for k in configmap.get("data", {})), "code stays readable"
+    assert not any("__pycache__" in path or path.endswith(".pyc") for path in rebuilt)
+
+
+def test_training_dir_too_big_is_bad_input_naming_the_way_out(tmp_path):
+    training = tmp_path / "training"
+    training.mkdir()
+    (training / "train.py").write_text("print('hi')\n")
+    (training / "weights.bin").write_bytes(b"\0" * (1024 * 1024))
+    cfg = make_cfg(tmp_path, AKS_RAY_TRAINING_DIR=str(training), AKS_RAY_ENTRYPOINT="python train.py")
+    with pytest.raises(UserError, match="weights.bin") as excinfo:
+        render(cfg)
+    assert "--ray-image" in excinfo.value.fix
+    assert excinfo.value.exit_code == 2
+
+
+def test_configmap_keys_are_valid_and_distinct():
+    keys = {rayjob.configmap_key(i, p) for i, p in enumerate(["a/b.py", "a.b.py", "data/x y.gz", "ü.py"])}
+    assert len(keys) == 4
+    assert all(config._LABEL_VALUE.match(k.replace(".", "-")) or k for k in keys)
+    assert all(set(k) <= set("-._abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for k in keys)
+
+
+def test_dry_run_prints_the_objects_and_touches_nothing(tmp_path, monkeypatch, capsys):
+    # A kubeconfig that does not exist: any attempt to reach a cluster would fail the run.
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    monkeypatch.setenv("AKS_RAY_OUTPUT_DIR", str(tmp_path / "out"))
+    not_a_chart = tmp_path / "not-a-chart"  # exists, but helm (if present) cannot render it: keeps this test fast
+    not_a_chart.mkdir()
+    code = cli.main(["run", "--target", "kubeconfig", "--dry-run", "--workers", "1", "--epochs", "1", "--kuberay-chart", str(not_a_chart)])
+    assert code == 0
+    out = capsys.readouterr().out
+    documents = [d for d in yaml.safe_load_all(out) if d]
+    assert [d["kind"] for d in documents] == ["Namespace", "ConfigMap", "RayJob"]
+    assert documents[2]["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"] == 1
+    assert "not rendered" in out.splitlines()[1], "says why the operator's objects are missing"
+    assert not (tmp_path / "out").exists(), "a dry run writes nothing"
+
+
+def test_dry_run_with_a_missing_chart_is_bad_input(tmp_path, monkeypatch):
+    monkeypatch.setenv("AKS_RAY_OUTPUT_DIR", str(tmp_path / "out"))
+    assert cli.main(["run", "--target", "kubeconfig", "--dry-run", "--kuberay-chart", str(tmp_path / "nope")]) == 2
