@@ -141,7 +141,10 @@ class LocalRayHead:
         """Stop exactly the processes we started (not `ray stop`, which stops every Ray on the machine)."""
         if self.process is not None:
             log.info("stopping the local Ray head (pid %d)", self.process.pid)
-            terminate_group(self.process, grace=15)
+            # The job is over and the session is throwaway. gcs_server and the
+            # `ray start --block` parent ignore SIGTERM (`ray stop` waits 16 s and
+            # then kills them too), so a short grace costs nothing.
+            terminate_group(self.process, grace=3)
             self.process = None
         shutil.rmtree(self.auth_dir, ignore_errors=True)
 
@@ -153,6 +156,7 @@ class LogStreamer:
         self.client, self.job_id, self.on_record = client, job_id, on_record
         self.lines: list[str] = []
         self._partial = ""
+        self._announced: set[tuple] = set()
         self._thread = threading.Thread(target=self._run, name="job-log", daemon=True)
 
     def start(self) -> None:
@@ -178,7 +182,10 @@ class LogStreamer:
             self.lines.append(line)
             sys.stderr.write(f"  | {line}\n")
             record = parse_line(line)
-            if record is not None:
+            # Ray may echo a worker's line twice; announce each record once.
+            key = (record or {}).get("kind"), (record or {}).get("epoch")
+            if record is not None and key not in self._announced:
+                self._announced.add(key)
                 message = progress_line(record)
                 if message:
                     log.info("%s", message)
