@@ -94,6 +94,10 @@ def run(
         terminate_group(process)
         raise
     reader.join(timeout=10)
+    # The pipe is ours to close: left open, it leaks a descriptor per call and
+    # warns (ResourceWarning) when collected.
+    if process.stdout is not None and not reader.is_alive():
+        process.stdout.close()
     return Result(tuple(args), process.returncode, "".join(collected))
 
 
