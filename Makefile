@@ -47,3 +47,22 @@ cluster-up:  ## a single-node Kubernetes cluster on this machine from upstream p
 
 cluster-down:  ## remove that cluster: processes, mounts, network rules (keeps the build cache)
 	tests/cluster/down.sh
+
+.PHONY: checkov-install checkov
+
+# checkov gets a virtual environment of its own: its pinned dependencies clash with ray's.
+CHECKOV_VENV := .tools/checkov-venv
+CHECKOV_VERSION := $(shell sed -n 's/^CHECKOV_VERSION = "\(.*\)"$$/\1/p' scripts/aks_ray/versions.py)
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	rm -f $(CHECKOV_VENV)/.installed-*
+	touch $@
+
+checkov-install: $(CHECKOV_STAMP)  ## install checkov (version in scripts/aks_ray/versions.py) in .tools/checkov-venv
+
+checkov: $(CHECKOV_STAMP)  ## checkov on terraform/ (tests/terraform runs it too)
+	$(CHECKOV_VENV)/bin/checkov --directory terraform --framework terraform --compact --quiet --skip-download
