@@ -1,0 +1,238 @@
+"""action.yml against the CLI it drives: inputs, defaults, env, steps, outputs, README tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aks_ray import cli, config, report, versions
+
+ROOT = Path(__file__).resolve().parents[2]
+ACTION_TEXT = (ROOT / "action.yml").read_text(encoding="utf-8")
+ACTION = yaml.safe_load(ACTION_TEXT)
+STEPS = ACTION["runs"]["steps"]
+
+# Inputs of the action itself, with the default each declares in action.yml.
+ACTION_ONLY_INPUTS = {"python-version": versions.PYTHON_VERSION, "artifact-name": "aks-ray-output"}
+# CLI options the action does not offer, and why.
+CLI_ONLY_OPTIONS = {"dry-run": "the action's later steps need what the earlier ones created; dry runs are a CLI affair"}
+OPTIONS = {config.flag_name(f): f for section in config.SECTIONS.values() for f in dataclasses.fields(section)}
+# The CLI from the private venv, or (validate, before the install) from the action's source.
+AKS_RAY_CALL = re.compile(r'(?:"\$ACTION_VENV_BIN/aks-ray"|"\$PYTHON" -m aks_ray\.cli) ([a-z]+(?: [a-z]+)?)')
+
+
+def _load_action_docs():
+    spec = importlib.util.spec_from_file_location("action_docs", ROOT / "scripts" / "tools" / "action_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+action_docs = _load_action_docs()
+
+
+def stated_default(field: dataclasses.Field) -> str:
+    """How an input's description must state config.py's default for it."""
+    raw = field.metadata["raw_default"]
+    if raw.startswith(str(config.PROJECT_ROOT)):
+        raw = "<action>/" + Path(raw).relative_to(config.PROJECT_ROOT).as_posix()
+    return f"`{raw}`" if raw else "empty"
+
+
+def aks_ray_steps() -> list[tuple[dict, tuple[str, ...]]]:
+    found = []
+    for step in STEPS:
+        match = AKS_RAY_CALL.search(step.get("run", ""))
+        if match:
+            found.append((step, tuple(match.group(1).split())))
+    return found
+
+
+def command_sections(words: tuple[str, ...]) -> tuple[str, ...]:
+    for command_words, _module, sections, _help in cli.COMMANDS:
+        if command_words == words:
+            return sections
+    raise AssertionError(f"action.yml runs `aks-ray {' '.join(words)}`, which cli.py does not declare")
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@pytest.mark.parametrize("name", list(ACTION["inputs"]))
+def test_input_description_states_its_default(name):
+    spec = ACTION["inputs"][name]
+    _text, default = action_docs.split_description(spec["description"])
+    if name == "target":
+        # The one deliberate difference: the action is for AKS, the CLI for trying things locally.
+        assert spec["default"] == "aks" and default == "`aks`"
+        assert OPTIONS["target"].metadata["raw_default"] == "local"
+    elif name in ACTION_ONLY_INPUTS:
+        assert str(spec["default"]) == ACTION_ONLY_INPUTS[name]
+        assert default == f"`{ACTION_ONLY_INPUTS[name]}`"
+    else:
+        # Declared once, in config.py: an empty input falls through to the CLI's default.
+        assert "default" not in spec, f"{name}: its default belongs in config.py only"
+        assert default == stated_default(OPTIONS[name])
+    assert spec.get("required", False) is False
+
+
+def test_inputs_are_the_cli_options():
+    assert set(ACTION["inputs"]) - set(ACTION_ONLY_INPUTS) == set(OPTIONS) - set(CLI_ONLY_OPTIONS)
+
+
+def test_inputs_are_kebab_case():
+    for name in ACTION["inputs"]:
+        assert re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name), name
+
+
+# ----------------------------------------------------------------- steps
+
+
+@pytest.mark.parametrize("index", range(len(STEPS)), ids=[s["name"] for s in STEPS])
+def test_step_has_a_name_shell_and_a_reason(index):
+    step = STEPS[index]
+    assert step.get("name")
+    if "run" in step:
+        assert step.get("shell") == "bash"
+    # The line before each step is a comment saying why the step exists.
+    lines = ACTION_TEXT[: ACTION_TEXT.index(f"    - name: {step['name']}\n")].rstrip("\n").splitlines()
+    assert lines[-1].strip().startswith("#"), f"no comment above step {step['name']!r}"
+
+
+@pytest.mark.parametrize("index", range(len(STEPS)), ids=[s["name"] for s in STEPS])
+def test_no_expression_inside_run(index):
+    """Values reach scripts through env:, never pasted into the script (injection, quoting)."""
+    assert "${{" not in STEPS[index].get("run", "")
+
+
+def test_every_aks_ray_variable_is_an_input_the_cli_knows():
+    known = {config.env_name(f): name for name, f in OPTIONS.items()}
+    for step in STEPS:
+        for variable, value in step.get("env", {}).items():
+            if variable.startswith(config.ENV_PREFIX):
+                assert variable in known, f"{step['name']}: {variable} is not an option of config.py"
+                assert value == f"${{{{ inputs.{known[variable]} }}}}", f"{step['name']}: {variable}={value}"
+
+
+@pytest.mark.parametrize("step, words", aks_ray_steps(), ids=[s["name"] for s, _ in aks_ray_steps()])
+def test_step_passes_every_option_its_command_reads(step, words):
+    expected = {
+        config.env_name(f)
+        for section in command_sections(words)
+        for f in dataclasses.fields(config.SECTIONS[section])
+        if config.flag_name(f) not in CLI_ONLY_OPTIONS
+    }
+    given = {name for name in step.get("env", {}) if name.startswith(config.ENV_PREFIX)}
+    assert given == expected, f"missing {sorted(expected - given)}, extra {sorted(given - expected)}"
+
+
+def test_the_pipeline_runs_in_order():
+    assert [words for _step, words in aks_ray_steps()] == [
+        ("validate",),
+        ("infra", "plan"),
+        ("infra", "apply"),
+        ("credentials",),
+        ("operator", "install"),
+        ("job", "submit"),
+        ("job", "wait"),
+        ("run",),
+        ("collect",),
+        ("cleanup",),
+        ("infra", "destroy"),
+    ]
+
+
+@pytest.mark.parametrize("step, words", [(s, w) for s, w in aks_ray_steps() if w != ("validate",)], ids=lambda v: str(v))
+def test_steps_skip_themselves_for_other_targets_and_after_bad_input(step, words):
+    condition = step.get("if", "")
+    assert "steps.validate.outputs.target" in condition, step["name"]
+
+
+@pytest.mark.parametrize("step_id", ["collect", "cleanup", "destroy"])
+def test_collection_and_cleanup_run_even_after_a_failure_but_not_after_bad_input(step_id):
+    """always(), but only once the CLI is installed, which happens only after validation passed."""
+    step = next(s for s in STEPS if s.get("id") == step_id)
+    assert step["if"].startswith("always() && steps.install.outcome == 'success'")
+
+
+def test_upload_runs_always_after_validation_and_skips_visibly_under_act():
+    upload = next(s for s in STEPS if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["if"] == "always() && steps.validate.outcome == 'success' && env.ACT != 'true'"
+    assert upload["with"]["name"] == "${{ inputs.artifact-name }}"
+
+
+@pytest.mark.parametrize("index", [i for i, s in enumerate(STEPS) if "uses" in s], ids=lambda i: STEPS[i]["uses"].split("@")[0])
+def test_remote_action_is_pinned_and_said_skipped_under_act(index):
+    step = STEPS[index]
+    action, _, ref = step["uses"].partition("@")
+    assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{action} is not pinned by commit SHA"
+    assert "env.ACT != 'true'" in step["if"]
+    twin = STEPS[index + 1]
+    assert "env.ACT == 'true'" in twin["if"] and f"skipped {action}" in twin["run"], "the skip under act must be visible"
+
+
+def test_validation_comes_before_any_install():
+    ids = [s.get("id") for s in STEPS]
+    assert ids.index("validate") < ids.index("install")
+    validate = STEPS[ids.index("validate")]
+    assert "pip" not in validate["run"] and '"$PYTHON" -m aks_ray.cli validate' in validate["run"]
+
+
+def test_only_the_local_target_installs_the_training_extra():
+    (install,) = [s for s in STEPS if "pip install" in s.get("run", "")]
+    assert install["id"] == "install" and "if" not in install
+    assert install["env"]["TARGET"] == "${{ steps.validate.outputs.target }}"
+    assert 'if [[ "$TARGET" == local ]]; then package="$GITHUB_ACTION_PATH[train]"; fi' in install["run"]
+
+
+def test_validate_needs_only_the_standard_library(tmp_path):
+    """The validate step runs from the action's source before anything is installed: no site-packages."""
+    script = "import sys; sys.path.insert(0, sys.argv[1]); from aks_ray import cli; sys.exit(cli.main(['validate']))"
+    env = {"PATH": os.environ["PATH"], "AKS_RAY_TARGET": "kubeconfig", "AKS_RAY_EPOCHS": "0"}
+    bad = subprocess.run([sys.executable, "-S", "-c", script, str(ROOT / "scripts")], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2, bad.stderr
+    assert "AKS_RAY_EPOCHS (--epochs)" in bad.stderr
+    env["AKS_RAY_EPOCHS"] = "1"
+    good = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(ROOT / "scripts")], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert good.returncode == 0, good.stderr
+
+
+# --------------------------------------------------------------- outputs
+
+
+def test_outputs_are_what_the_cli_writes():
+    written = report.step_outputs({"final": {}}, report.RunOutcome(target="local", status="SUCCEEDED"), Path("out"))
+    assert set(ACTION["outputs"]) == set(written)
+
+
+@pytest.mark.parametrize("name", list(ACTION["outputs"]))
+def test_output_comes_from_steps_that_exist_and_can_write_it(name):
+    ids = {s.get("id") for s in STEPS}
+    references = re.findall(r"steps\.([a-z-]+)\.outputs\.([a-z-]+)", ACTION["outputs"][name]["value"])
+    assert references
+    for step_id, output in references:
+        assert step_id in ids, f"{name}: no step with id {step_id}"
+        assert output == name or (step_id, output) == ("validate", "output-dir")
+
+
+# ---------------------------------------------------------------- README
+
+
+def test_readme_tables_match_action_yml():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert action_docs.render(readme, ACTION) == readme, "run: python scripts/tools/action_docs.py"
+
+
+def test_action_docs_rejects_a_description_without_its_default():
+    with pytest.raises(ValueError, match="Default"):
+        action_docs.split_description("Number of workers.")

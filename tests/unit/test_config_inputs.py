@@ -1,0 +1,144 @@
+"""Bad action inputs stop `aks-ray validate` with exit 2, naming the input, before anything exists.
+
+The composite action hands each input to the CLI as AKS_RAY_<INPUT>; these
+cases set exactly those variables, as the action's validate step does.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from aks_ray import cli
+from aks_ray.errors import EXIT_USER
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+
+# (id, environment as the action sets it, the input the message must name)
+BAD_INPUTS = [
+    # wrong enum values
+    ("target-unknown", {"AKS_RAY_TARGET": "gke"}, "--target"),
+    ("infra-mode-unknown", {"AKS_RAY_INFRA_MODE": "create"}, "--infra-mode"),
+    ("destroy-policy-unknown", {"AKS_RAY_DESTROY_POLICY": "sometimes"}, "--destroy-policy"),
+    ("log-level-unknown", {"AKS_RAY_LOG_LEVEL": "loud"}, "--log-level"),
+    ("use-gpu-not-boolean", {"AKS_RAY_USE_GPU": "maybe"}, "--use-gpu"),
+    # bad numbers, and 0 where 0 makes no sense
+    ("epochs-zero", {"AKS_RAY_EPOCHS": "0"}, "--epochs"),
+    ("epochs-word", {"AKS_RAY_EPOCHS": "three"}, "--epochs"),
+    ("workers-zero", {"AKS_RAY_WORKERS": "0"}, "--workers"),
+    ("workers-too-many", {"AKS_RAY_WORKERS": "257"}, "--workers"),
+    ("cpus-per-worker-fraction", {"AKS_RAY_CPUS_PER_WORKER": "0.5"}, "--cpus-per-worker"),
+    ("batch-size-negative", {"AKS_RAY_BATCH_SIZE": "-1"}, "--batch-size"),
+    ("learning-rate-zero", {"AKS_RAY_LEARNING_RATE": "0"}, "--learning-rate"),
+    ("timeout-zero", {"AKS_RAY_TIMEOUT": "0"}, "--timeout"),
+    ("timeout-days", {"AKS_RAY_TIMEOUT": "2d"}, "--timeout"),
+    ("system-node-count-zero", {"AKS_RAY_SYSTEM_NODE_COUNT": "0"}, "--system-node-count"),
+    ("ray-node-count-zero", {"AKS_RAY_RAY_NODE_COUNT": "0"}, "--ray-node-count"),
+    ("ray-max-nodes-zero", {"AKS_RAY_RAY_MIN_NODES": "0", "AKS_RAY_RAY_MAX_NODES": "0"}, "--ray-max-nodes"),
+    ("ray-min-above-max", {"AKS_RAY_RAY_MIN_NODES": "3", "AKS_RAY_RAY_MAX_NODES": "2"}, "--ray-min-nodes"),
+    ("ray-min-without-max", {"AKS_RAY_RAY_MIN_NODES": "0"}, "--ray-max-nodes"),
+    ("head-cpus-zero", {"AKS_RAY_HEAD_CPUS": "0"}, "--head-cpus"),
+    ("expires-in-hours-zero", {"AKS_RAY_EXPIRES_IN_HOURS": "0"}, "--expires-in-hours"),
+    ("memory-per-worker-unit", {"AKS_RAY_MEMORY_PER_WORKER": "2GB"}, "--memory-per-worker"),
+    # names Kubernetes or Azure would refuse
+    ("namespace-uppercase", {"AKS_RAY_NAMESPACE": "Aks-Ray"}, "--namespace"),
+    ("namespace-too-long", {"AKS_RAY_NAMESPACE": "a" * 64}, "--namespace"),
+    ("job-name-underscore", {"AKS_RAY_JOB_NAME": "my_job"}, "--job-name"),
+    ("operator-namespace-dot-end", {"AKS_RAY_OPERATOR_NAMESPACE": "kuberay."}, "--operator-namespace"),
+    ("name-prefix-digit-first", {"AKS_RAY_NAME_PREFIX": "1ray"}, "--name-prefix"),
+    ("name-prefix-too-long", {"AKS_RAY_NAME_PREFIX": "abcdefghijklm"}, "--name-prefix"),
+    ("resource-group-dash-first", {"AKS_RAY_RESOURCE_GROUP": "-rg"}, "--resource-group"),
+    ("cluster-name-one-char", {"AKS_RAY_CLUSTER_NAME": "a"}, "--cluster-name"),
+    ("location-too-short", {"AKS_RAY_LOCATION": "us"}, "--location"),
+    ("vm-size-no-prefix", {"AKS_RAY_RAY_VM_SIZE": "D4s_v5"}, "--ray-vm-size"),
+    ("kubernetes-version-word", {"AKS_RAY_KUBERNETES_VERSION": "latest"}, "--kubernetes-version"),
+    ("ray-image-latest", {"AKS_RAY_RAY_IMAGE": "rayproject/ray:latest"}, "--ray-image"),
+    ("subscription-not-guid", {"AKS_RAY_AZURE_SUBSCRIPTION_ID": "my-subscription"}, "--azure-subscription-id"),
+    ("client-id-not-guid", {"AKS_RAY_AZURE_CLIENT_ID": "abc"}, "--azure-client-id"),
+    ("node-selector-no-value", {"AKS_RAY_NODE_SELECTOR": "pool"}, "--node-selector"),
+    ("tolerations-bad-effect", {"AKS_RAY_TOLERATIONS": "pool=ray:Sometimes"}, "--tolerations"),
+    ("tags-no-equals", {"AKS_RAY_TAGS": "team"}, "--tags"),
+    ("mnist-mirror-ftp", {"AKS_RAY_MNIST_MIRROR": "ftp://mirror.example/mnist/"}, "--mnist-mirror"),
+    # shell metacharacters, in any input
+    ("entrypoint-semicolon", {"AKS_RAY_ENTRYPOINT": "python train_mnist.py; curl evil"}, "--entrypoint"),
+    ("job-name-command-substitution", {"AKS_RAY_JOB_NAME": "$(id)"}, "--job-name"),
+    ("training-dir-backtick", {"AKS_RAY_TRAINING_DIR": "`id`"}, "--training-dir"),
+    ("kube-context-ampersand", {"AKS_RAY_KUBE_CONTEXT": "kind&id"}, "--kube-context"),
+    ("data-dir-redirect", {"AKS_RAY_DATA_DIR": "data>out"}, "--data-dir"),
+    ("tags-pipe", {"AKS_RAY_TAGS": "team=ml|id"}, "--tags"),
+    ("location-newline", {"AKS_RAY_LOCATION": "eastus\nid"}, "--location"),
+    ("kuberay-chart-quote", {"AKS_RAY_KUBERAY_CHART": "https://charts.example/'x'"}, "--kuberay-chart"),
+    # what does not exist
+    ("training-dir-missing", {"AKS_RAY_TRAINING_DIR": "does/not/exist"}, "--training-dir"),
+    ("entrypoint-script-missing", {"AKS_RAY_ENTRYPOINT": "python nope.py"}, "--entrypoint"),
+    ("data-dir-missing", {"AKS_RAY_DATA_DIR": "no-such-data"}, "--data-dir"),
+    # what the aks target cannot do without
+    ("aks-without-subscription", {"AKS_RAY_TARGET": "aks"}, "--azure-subscription-id"),
+]
+
+
+@pytest.fixture
+def action_env(monkeypatch, tmp_path):
+    """An empty working directory and the output folder inside it, as on a fresh runner."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AKS_RAY_OUTPUT_DIR", str(tmp_path / "aks-ray-output"))
+    return tmp_path
+
+
+@pytest.mark.parametrize(("env", "named"), [pytest.param(env, named, id=case) for case, env, named in BAD_INPUTS])
+def test_bad_input_exits_2_naming_it(action_env, monkeypatch, capsys, env, named):
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    assert cli.main(["validate"]) == EXIT_USER
+    stderr = capsys.readouterr().err
+    assert named in stderr
+    assert "nothing was started or created" in stderr
+    assert not (action_env / "aks-ray-output").exists()
+
+
+@pytest.mark.parametrize(("env", "named"), [pytest.param(env, named, id=case) for case, env, named in BAD_INPUTS if len(env) == 1])
+def test_message_names_the_variable_the_action_set(action_env, monkeypatch, capsys, env, named):
+    """Values parsed one by one name the variable (the action's input) and the flag; cross-checks name the flag."""
+    ((variable, value),) = env.items()
+    monkeypatch.setenv(variable, value)
+    cli.main(["validate"])
+    stderr = capsys.readouterr().err
+    assert variable in stderr or f"{named}:" in stderr
+
+
+def test_every_bad_input_is_reported_at_once(action_env, monkeypatch, capsys):
+    for variable, value in {"AKS_RAY_EPOCHS": "0", "AKS_RAY_TARGET": "gke", "AKS_RAY_JOB_NAME": "a;b"}.items():
+        monkeypatch.setenv(variable, value)
+    assert cli.main(["validate"]) == EXIT_USER
+    stderr = capsys.readouterr().err
+    for named in ("AKS_RAY_EPOCHS", "AKS_RAY_TARGET", "AKS_RAY_JOB_NAME"):
+        assert named in stderr
+
+
+def test_errors_are_annotations_under_actions(action_env, monkeypatch, capsys):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("AKS_RAY_WORKERS", "0")
+    assert cli.main(["validate"]) == EXIT_USER
+    assert "::error title=aks-ray%3A invalid input::AKS_RAY_WORKERS (--workers)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        pytest.param({}, id="defaults"),
+        pytest.param({"AKS_RAY_TARGET": "kubeconfig", "AKS_RAY_JOB_NAME": "pr-12", "AKS_RAY_NAMESPACE": "pr-12"}, id="kubeconfig"),
+        pytest.param(
+            {
+                "AKS_RAY_TARGET": "aks",
+                "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+                "AKS_RAY_RAY_MIN_NODES": "0",
+                "AKS_RAY_RAY_MAX_NODES": "3",
+            },
+            id="aks",
+        ),
+        pytest.param({"AKS_RAY_EPOCHS": "", "AKS_RAY_WORKERS": " "}, id="empty-inputs-mean-defaults"),
+    ],
+)
+def test_good_input_validates(action_env, monkeypatch, env):
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    assert cli.main(["validate"]) == 0
