@@ -30,8 +30,7 @@ FILES = (
 )
 SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "mnist-sample"
 SAMPLE_WARNING = (
-    "Trained on the bundled MNIST SAMPLE ({train} train / {test} test images), not the full set: "
-    "no --data-dir was given and the mirror could not be reached ({cause}). "
+    "Trained on the bundled MNIST SAMPLE ({train} train / {test} test images), not the full set ({cause}). "
     "Accuracy here says little about the model; pass --data-dir or allow the download for real figures."
 )
 IDX_MAGIC = {2049: 1, 2051: 3}  # labels: 1 dimension, images: 3
@@ -151,16 +150,25 @@ def download(mirror: str, cache: Path, attempts: int = 3, timeout: float = 30.0)
     return cache
 
 
-def load_mnist(data_dir: str | None, mirror: str, cache: Path, allow_sample: bool = True) -> Mnist:
-    """The dataset, in order of preference: --data-dir, the cache or the mirror, the bundled sample."""
+def load_sample(cause: str) -> Mnist:
+    sample = load_folder(SAMPLE_DIR, "mnist-sample", "bundled sample", read_checksums(SAMPLE_DIR / "SHA256SUMS.uncompressed"))
+    sample.warning = SAMPLE_WARNING.format(train=len(sample.train_labels), test=len(sample.test_labels), cause=cause)
+    return sample
+
+
+def load_mnist(data_dir: str | None, mirror: str, cache: Path, dataset: str = "auto") -> Mnist:
+    """The dataset, in order of preference: --data-dir, the cache or the mirror, the bundled sample.
+
+    dataset="full" never falls back to the sample; dataset="sample" asks for it.
+    """
+    if dataset == "sample":
+        return load_sample("--dataset sample was asked for")
     if data_dir:
         return load_folder(Path(data_dir), "mnist", f"data-dir {data_dir}")
     try:
         folder = download(mirror, cache)
         return load_folder(folder, "mnist", mirror)
     except ConnectionError as exc:
-        if not allow_sample:
-            raise DataError(f"cannot download MNIST: {exc}. Fix: check the mirror URL and the network, or pass --data-dir.") from exc
-        sample = load_folder(SAMPLE_DIR, "mnist-sample", "bundled sample", read_checksums(SAMPLE_DIR / "SHA256SUMS.uncompressed"))
-        sample.warning = SAMPLE_WARNING.format(train=len(sample.train_labels), test=len(sample.test_labels), cause=exc)
-        return sample
+        if dataset == "full":
+            raise DataError(f"cannot download MNIST: {exc}. Fix: check --mnist-mirror and the network, or pass --data-dir.") from exc
+        return load_sample(f"the mirror could not be reached: {exc}")

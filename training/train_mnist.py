@@ -45,7 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--data-dir", default="", help="folder with the four MNIST IDX files")
     parser.add_argument("--mnist-mirror", default=DEFAULT_MIRROR)
-    parser.add_argument("--no-sample-fallback", action="store_true", help="fail instead of training on the bundled sample when the mirror is unreachable")
+    parser.add_argument(
+        "--dataset",
+        choices=("auto", "full", "sample"),
+        default="auto",
+        help="auto: --data-dir, else download, else the bundled sample (with a warning); full: never the sample; sample: only the sample",
+    )
     parser.add_argument("--cache-dir", default=os.environ.get("AKS_RAY_DATA_CACHE", str(Path.home() / ".cache" / "aks-ray" / "mnist")))
     parser.add_argument("--artifacts-dir", default="/tmp/aks-ray/artifacts", help="where model.pt and result.json are written, on the driver's node")
     return parser.parse_args(argv)
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     artifacts = Path(args.artifacts_dir).resolve()
     artifacts.mkdir(parents=True, exist_ok=True)
     try:
-        data = load_mnist(args.data_dir or None, args.mnist_mirror, Path(args.cache_dir), allow_sample=not args.no_sample_fallback)
+        data = load_mnist(args.data_dir or None, args.mnist_mirror, Path(args.cache_dir), args.dataset)
     except DataError as exc:
         log.error("no training data: %s", exc)
         return 1

@@ -33,6 +33,7 @@ DEFAULT_TERRAFORM_DIR = PROJECT_ROOT / "terraform"
 TARGETS = ("local", "kubeconfig", "aks")
 INFRA_MODES = ("apply", "reuse", "skip")
 DESTROY_POLICIES = ("never", "always", "on-success")
+DATASETS = ("auto", "full", "sample")
 
 # The Ray node pool's label and taint; terraform/ gives the pool exactly these
 # and the RayJob selects and tolerates them on the aks target.
@@ -330,7 +331,8 @@ class TrainingOptions:
     batch_size: int = option("128", "global batch size, split across the workers", int_in_range(1, 65536))
     learning_rate: float = option("0.001", "Adam learning rate", parse_positive_float)
     seed: int = option("42", "random seed; the same seed gives the same model", int_in_range(0, 2**31 - 1))
-    data_dir: Path | None = option("", "folder with the four MNIST IDX files (.gz or not); empty: download, else the bundled sample", parse_optional_path)
+    dataset: str = option("auto", "auto: --data-dir, else a download, else the bundled sample with a warning; full: the whole set or fail; sample: the bundled 1,000/500-image sample (smoke tests)", choice(*DATASETS))
+    data_dir: Path | None = option("", "folder with the four MNIST IDX files (.gz or not); empty: download from --mnist-mirror", parse_optional_path)
     mnist_mirror: str = option("https://ossci-datasets.s3.amazonaws.com/mnist/", "where to download MNIST from when no data-dir is given", parse_url)
 
 
@@ -513,6 +515,8 @@ def cross_check(config: Config) -> list[str]:
             problems.append(f"--entrypoint: {script} is not in {training.training_dir}; fix the entrypoint or --training-dir")
     if training.data_dir is not None and not training.data_dir.is_dir():
         problems.append(f"--data-dir: {training.data_dir} is not a directory; point it at the folder with the MNIST IDX files, or leave it empty")
+    if training.data_dir is not None and training.dataset == "sample":
+        problems.append("--dataset: sample ignores --data-dir; drop one of the two")
     if (azure.ray_min_nodes is None) != (azure.ray_max_nodes is None):
         problems.append("--ray-min-nodes/--ray-max-nodes: autoscaling needs both; set both, or neither for a fixed --ray-node-count")
     elif azure.ray_min_nodes is not None and azure.ray_max_nodes is not None and azure.ray_min_nodes > azure.ray_max_nodes:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import shlex
 
-from .config import Config, TrainingOptions
-
-DEFAULT_MIRROR = TrainingOptions().mnist_mirror
+from .config import Config
 
 # Where the driver writes model.pt and result.json on the Ray head, for the
 # Kubernetes targets; the local target passes a folder under --output-dir.
@@ -26,14 +24,12 @@ def training_flags(cfg: Config, artifacts_dir: str, data_dir: str | None = None)
         "--workers", str(t.workers),
         "--cpus-per-worker", str(t.cpus_per_worker),
         "--seed", str(t.seed),
+        "--dataset", t.dataset,
         "--mnist-mirror", t.mnist_mirror,
         "--artifacts-dir", artifacts_dir,
     ]  # fmt: skip
     if t.use_gpu:
         flags.append("--use-gpu")
-    if t.mnist_mirror != DEFAULT_MIRROR:
-        # A mirror the user chose must work: no quiet fallback to the sample.
-        flags.append("--no-sample-fallback")
     if data_dir:
         flags += ["--data-dir", data_dir]
     return flags

@@ -65,6 +65,7 @@ class LocalRayHead:
 
     temp_dir: Path
     cpus: int
+    log_path: Path
     process: subprocess.Popen | None = None
     dashboard_port: int = 0
     auth_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aks-ray-auth-")))
@@ -117,15 +118,14 @@ class LocalRayHead:
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         }
         env.pop("RAY_AUTH_TOKEN", None)
-        log_path = self.temp_dir.parent / "ray-start.log" if self.temp_dir.parent.exists() else None
         log.info("starting a Ray head on 127.0.0.1 (dashboard port %d, %d CPUs, temp dir %s)", self.dashboard_port, self.cpus, self.temp_dir)
-        stdout = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (kept open for the child's lifetime)
-        self.process = subprocess.Popen(args, env=env, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(self.log_path, "ab") as stdout:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(args, env=env, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             wait_until(self._ready, Deadline(min(120.0, deadline.remaining), "the local Ray head to start"), interval=0.5)
         except DeadlineExceeded as exc:
             self.stop()
-            raise OperationalError(f"{exc.message} See {log_path}.", "check that no firewall blocks loopback and that the machine has free memory") from exc
+            raise OperationalError(f"{exc.message} See {self.log_path}.", "check that no firewall blocks loopback and that the machine has free memory") from exc
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -234,7 +234,11 @@ def run(cfg: Config) -> int:
     timings = Timings()
     outcome = RunOutcome(target="local", status=FAILED, timings=timings)
     deadline = Deadline(cfg.common.timeout, "the training job")
-    head = LocalRayHead(temp_dir=ray_temp_dir(output_dir), cpus=max(os.cpu_count() or 1, cfg.training.workers * cfg.training.cpus_per_worker))
+    head = LocalRayHead(
+        temp_dir=ray_temp_dir(output_dir),
+        cpus=max(os.cpu_count() or 1, cfg.training.workers * cfg.training.cpus_per_worker),
+        log_path=output_dir / "ray-start.log",
+    )
     streamer: LogStreamer | None = None
     client = None
     interrupted = False
@@ -251,10 +255,17 @@ def run(cfg: Config) -> int:
                 client = retry(lambda: JobSubmissionClient(head.dashboard_url, headers=head.auth_headers), what="connecting to the Ray Jobs API", attempts=5)
                 data_dir = str(cfg.training.data_dir.resolve()) if cfg.training.data_dir else None
                 entrypoint = jobspec.entrypoint_command(cfg, str(artifacts_dir), data_dir)
-                outcome.job_id = client.submit_job(
-                    entrypoint=entrypoint,
-                    runtime_env={"working_dir": str(cfg.training.training_dir.resolve()), "excludes": ["__pycache__", "*.pyc"]},
-                    metadata={"submitted-by": "aks-ray"},
+                outcome.job_id = retry(
+                    lambda: client.submit_job(
+                        entrypoint=entrypoint,
+                        runtime_env={"working_dir": str(cfg.training.training_dir.resolve()), "excludes": ["__pycache__", "*.pyc"]},
+                        metadata={"submitted-by": "aks-ray"},
+                    ),
+                    what="submitting the job",
+                    attempts=8,
+                    retry_on=(RuntimeError,),
+                    # The dashboard answers before the node's job agent is up.
+                    is_transient=lambda exc: "No available agent" in str(exc) or "status code 5" in str(exc),
                 )
                 log.info("submitted %s: %s", outcome.job_id, entrypoint)
             with gha.group("Training (live log)"), timings.phase("train"):

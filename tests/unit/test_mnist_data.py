@@ -111,7 +111,12 @@ def test_unreachable_mirror_falls_back_to_the_sample_loudly(mirror, tmp_path):
 def test_unreachable_mirror_without_fallback_fails_with_the_fix(mirror, tmp_path):
     _, url = mirror
     with pytest.raises(mnist_data.DataError, match="cannot download MNIST.*Fix"):
-        mnist_data.load_mnist(None, url, tmp_path / "cache", allow_sample=False)
+        mnist_data.load_mnist(None, url, tmp_path / "cache", dataset="full")
+
+
+def test_the_sample_on_request_still_carries_the_warning(tmp_path):
+    data = mnist_data.load_mnist(None, "http://127.0.0.1:9/", tmp_path / "cache", dataset="sample")
+    assert data.name == "mnist-sample" and "--dataset sample" in data.warning
 
 
 FULL = ROOT.parent / "shared" / "data" / "mnist"
