@@ -66,3 +66,18 @@ checkov-install: $(CHECKOV_STAMP)  ## install checkov (version in scripts/aks_ra
 
 checkov: $(CHECKOV_STAMP)  ## checkov on terraform/ (tests/terraform runs it too)
 	$(CHECKOV_VENV)/bin/checkov --directory terraform --framework terraform --compact --quiet --skip-download
+
+.PHONY: actionlint-install actionlint
+
+# actionlint is built from its Go module: the Go module proxy is reachable from
+# every machine this project runs on, GitHub's release downloads are not.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := .tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
+
+$(ACTIONLINT):
+	GOBIN=$(abspath $(dir $@)) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+actionlint-install: $(ACTIONLINT)  ## build actionlint into .tools/ (tests/unit/test_workflows.py runs it)
+
+actionlint: $(ACTIONLINT)  ## actionlint on the workflows and the example workflow
+	$(ACTIONLINT) .github/workflows/*.yml examples/*.yml
