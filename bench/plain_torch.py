@@ -49,7 +49,9 @@ def main() -> None:
         train_seconds = time.perf_counter() - epoch_started
         _, correct = evaluate(model, test_x, test_y)
         accuracy = correct / len(test_y)
-        epochs.append({"epoch": epoch, "test_accuracy": accuracy, "train_seconds": round(train_seconds, 2), "samples_per_second": round(len(train_y) / train_seconds)})
+        epochs.append(
+            {"epoch": epoch, "test_accuracy": accuracy, "train_seconds": round(train_seconds, 2), "samples_per_second": round(len(train_y) / train_seconds), "finished_at": time.time()}
+        )
         if reached_98 is None and accuracy >= 0.98:
             reached_98 = round(time.perf_counter() - started, 2)
         print(f"epoch {epoch}: test accuracy {100 * accuracy:.2f}% in {train_seconds:.1f} s", file=sys.stderr)

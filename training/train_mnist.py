@@ -112,6 +112,7 @@ def train_loop_per_worker(config: dict) -> None:
             "seconds": time.perf_counter() - started,
             "train_seconds": train_seconds,
             "samples_per_second": seen / train_seconds,
+            "finished_at": time.time(),  # wall clock, so a benchmark can tell when an accuracy was first reached
         }
         if rank == 0:
             emit({"kind": "epoch", **{k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}})
