@@ -358,8 +358,9 @@ def obtain_kubeconfig(cfg: Config, *, transport: Any = None, sleep: Callable[[fl
 def main(cfg: Config, words: tuple[str, ...], *, transport: Any = None) -> int:
     with gha.group("credentials: kubeconfig for the AKS cluster"):
         path = obtain_kubeconfig(cfg, transport=transport)
+    resource_group, cluster_name = cluster_coordinates(cfg)
     gha.export_env(cfg.github.env_file, "KUBECONFIG", str(path))
-    gha.set_outputs(cfg.github.output, {"kubeconfig": str(path)})
+    gha.set_outputs(cfg.github.output, {"kubeconfig": str(path), "cluster-name": cluster_name, "resource-group": resource_group})
     return EXIT_OK
 
 

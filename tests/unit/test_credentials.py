@@ -78,7 +78,7 @@ def test_aad_cluster_gets_a_private_kubeconfig_with_the_exec_plugin(tmp_path, ca
     # KUBECONFIG handed on; outputs carry the path, never a token.
     assert (tmp_path / "gh" / "env").read_text() == f"KUBECONFIG={path}\n"
     outputs = (tmp_path / "gh" / "output").read_text()
-    assert outputs == f"kubeconfig={path}\n"
+    assert outputs == f"kubeconfig={path}\ncluster-name=aksray-aks\nresource-group=aksray-rg\n"
 
     # The sign-in went the OIDC way: GitHub's token, exchanged for ARM and AKS tokens.
     assert len(cloud.called("github_oidc")) >= 1
