@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import importlib
+import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,9 +66,12 @@ def run(
     kube_run: Callable[[Config], int] | None = None,
 ) -> int:
     """The whole aks target: the training pipeline's exit code, or 1 if it passed but clean-up failed."""
+    kube_run = kube_run or _default_kube_run
+    if cfg.common.dry_run:
+        return _dry_run(cfg, kube_run)
     progress = _Progress()
     try:
-        progress.result = _provision_and_train(cfg, progress, transport, terraform, kube_run or _default_kube_run)
+        progress.result = _provision_and_train(cfg, progress, transport, terraform, kube_run)
     finally:
         destroyed_ok = _clean_up(cfg, progress, terraform)
         if progress.outputs:
@@ -101,6 +107,17 @@ def _provision_and_train(
             kubeconfig = credentials.obtain_kubeconfig(cfg, transport=transport)
         gha.export_env(cfg.github.env_file, "KUBECONFIG", str(kubeconfig))
     return kube_run(kube_config_for_aks(cfg, kubeconfig))
+
+
+def _dry_run(cfg: Config, kube_run: Callable[[Config], int]) -> int:
+    """Say what Terraform would be asked for, then let the kubeconfig pipeline print its objects; touch nothing."""
+    variables = infra.terraform_variables(cfg, dt.datetime.now(dt.timezone.utc))
+    lines = [f"# aks-ray --dry-run (aks): no Azure call was made. Terraform in {cfg.azure.terraform_dir} would plan with these variables:"]
+    lines += [f"#   {name} = {json.dumps(value)}" for name, value in variables.items()]
+    lines.append(f"# then destroy per --destroy-policy {cfg.azure.destroy_policy} (--infra-mode {cfg.azure.infra_mode}).")
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    return kube_run(kube_config_for_aks(cfg, None))
 
 
 @contextlib.contextmanager

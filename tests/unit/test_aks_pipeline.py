@@ -149,3 +149,17 @@ def test_skip_needs_a_kubeconfig_and_calls_no_azure(tmp_path, tf):
     assert kube.received[0].kube.kube_context == "mine"
     assert kube.received[0].kube.node_selector == (RAY_POOL_LABEL,)
     assert tf.calls() == [] and azure.calls == []
+
+
+def test_dry_run_touches_nothing_and_shows_the_terraform_variables(tmp_path, tf, capsys):
+    azure = cloud()
+    kube = KubePipeline(0)
+
+    rc = aks_pipeline.run(load(tmp_path, tf, AKS_RAY_DRY_RUN="true"), transport=azure.transport(), kube_run=kube)
+
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert '#   ray_vm_size = "Standard_D4s_v5"' in out
+    assert all(line.startswith("#") for line in out.splitlines()), "stdout stays a YAML stream (comments only from this part)"
+    assert tf.calls() == [] and azure.calls == []
+    assert kube.received[0].kube.tolerations == (RAY_POOL_TAINT,)

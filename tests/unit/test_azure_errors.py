@@ -1,0 +1,87 @@
+"""The Azure failures users meet, turned into a message with its fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from aks_ray import azure_errors
+from aks_ray.errors import OperationalError, UserError
+
+SUB = "/subscriptions/33333333-3333-3333-3333-333333333333"
+
+
+def denied(action: str, scope: str) -> str:
+    return f"The client 'x' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid."
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "in_message", "in_fix"),
+    [
+        pytest.param(
+            denied("Microsoft.Compute/locations/usages/read", SUB),
+            UserError,
+            "Microsoft.Compute/locations/usages/read",
+            f'--role "Reader" --scope {SUB}',
+            id="403-usages-reader",
+        ),
+        pytest.param(
+            denied("Microsoft.Authorization/roleAssignments/write", f"{SUB}/resourceGroups/rg"),
+            UserError,
+            "roleAssignments/write",
+            '--role "Role Based Access Control Administrator"',
+            id="403-role-assignment",
+        ),
+        pytest.param(
+            denied("Microsoft.ContainerService/managedClusters/write", f"{SUB}/resourceGroups/rg"),
+            UserError,
+            "(403)",
+            '--role "Contributor"',
+            id="403-cluster-write-contributor",
+        ),
+        pytest.param(
+            "AADSTS700024: Client assertion is not within its valid time range. Current time: ..., assertion valid from ...",
+            UserError,
+            "expired",
+            "re-run the job",
+            id="expired-assertion",
+        ),
+        pytest.param(
+            "AADSTS700213: No matching federated identity record found for presented assertion subject 'repo:o/r:environment:prod'",
+            UserError,
+            "AADSTS700213",
+            "environment",
+            id="subject-mismatch",
+        ),
+        pytest.param(
+            "(ExpiredAuthenticationToken) The access token expiry UTC time '1/1/2030' is earlier than current UTC time",
+            OperationalError,
+            "expired",
+            "re-run the job",
+            id="expired-arm-token",
+        ),
+        pytest.param(
+            "(MissingSubscriptionRegistration) The subscription is not registered to use namespace 'Microsoft.ContainerService'.",
+            UserError,
+            "Microsoft.ContainerService",
+            "az provider register --namespace Microsoft.ContainerService",
+            id="provider-not-registered",
+        ),
+    ],
+)
+def test_known_failures_get_their_fix(text, kind, in_message, in_fix):
+    error = azure_errors.explain_text(text, doing="doing a thing", assignee="22222222-2222-2222-2222-222222222222")
+    assert type(error) is kind
+    assert error.message.startswith("doing a thing: ")
+    assert in_message in error.message
+    assert in_fix in error.fix
+
+
+def test_unknown_text_is_not_explained():
+    assert azure_errors.explain_text("Error: something else entirely", doing="x") is None
+
+
+def test_without_a_client_id_the_command_has_a_placeholder():
+    error = azure_errors.explain_text(
+        f"does not have authorization to perform action 'Microsoft.Compute/skus/read' over scope '{SUB}'", doing="x"
+    )
+    assert "--assignee <client-id>" in error.fix
