@@ -72,6 +72,20 @@ build_coredns_image() {
   rm -rf "$root"
 }
 
+build_busybox_image() {
+  local out; out="$(image_archive "$BUSYBOX_IMAGE")"
+  [[ -f $out ]] && return
+  local root; root="$(mktemp -d)"
+  minimal_rootfs "$root"
+  mkdir -p "$root/bin"
+  install -m 0755 /bin/busybox "$root/bin/busybox"
+  local applet
+  for applet in sh ls cat echo sleep nslookup wget nc env id ps hostname; do ln -s busybox "$root/bin/$applet"; done
+  mkdir -p "$IMAGES_DIR"
+  python3 "$CLUSTER_DIR/mkimage.py" "$root" "$BUSYBOX_IMAGE" "$out" --env PATH=/bin --cmd '["sh"]'
+  rm -rf "$root"
+}
+
 build_operator_image() {
   local out; out="$(image_archive "$KUBERAY_OPERATOR_IMAGE")"
   [[ -f $out ]] && return
@@ -97,8 +111,8 @@ install_host_packages() {
   done
   ((${#missing[@]})) || return 0
   log "installing Debian packages: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 main() {
@@ -113,6 +127,7 @@ main() {
   build_tools
   build_pause_image
   build_coredns_image
+  build_busybox_image
   [[ $stage == node ]] && return
   build_operator_image
   build_ray_image

@@ -40,14 +40,15 @@ remove_containers() {
   done
 }
 
-# Processes still running a binary from this cluster's cache (a shim or a
-# daemon whose pid file was lost), found by executable path and ended by pid.
+# Processes still running one of this cluster's binaries (a daemon whose pid
+# file was lost, a shim of our containerd), found by executable path and ended
+# by pid. Not anything else under the cache: a build may be running there.
 kill_leftovers() {
   local pid exe
   for pid in $(ls /proc | grep -E '^[0-9]+$'); do
     exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || continue
     case "$exe" in
-      "$CACHE_DIR"/*) ;;
+      "$K8S_BIN"/* | "$ETCD_BIN"/* | "$TOOLS_BIN"/*) ;;
       /usr/bin/containerd-shim-runc-v2)
         grep -qaF "$CONTAINERD_SOCK" "/proc/$pid/cmdline" 2>/dev/null || continue ;;
       *) continue ;;

@@ -72,6 +72,7 @@ stage_artifacts() {
   echo "$TOOLS_BIN/runc-wrapper"
   image_archive "$PAUSE_IMAGE"
   image_archive "$COREDNS_IMAGE"
+  image_archive "$BUSYBOX_IMAGE"
   [[ $1 == node ]] && return
   image_archive "$KUBERAY_OPERATOR_IMAGE"
   image_archive "$RAY_IMAGE"
@@ -84,4 +85,4 @@ missing_artifacts() {
 }
 
 # Debian packages the node needs on the host (binaries used as they are).
-HOST_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack debootstrap curl openssl iproute2 gcc libc6-dev)
+HOST_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack debootstrap curl openssl iproute2 gcc libc6-dev busybox-static)

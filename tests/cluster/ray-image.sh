@@ -6,6 +6,10 @@
 . "$(dirname "$0")/lib.sh"
 
 out="$1"
+# One build at a time; a second caller waits, then finds the image made.
+exec {lock}>"$CACHE_DIR/.ray-image.lock"
+flock "$lock"
+if [[ -f $out ]]; then exit 0; fi
 wheels="$CACHE_DIR/wheels/ray-$RAY_VERSION-torch-$TORCH_VERSION"
 requirements=("ray[default,train]==$RAY_VERSION" "torch==$TORCH_VERSION")
 root="$CACHE_DIR/rootfs-ray.partial"

@@ -252,6 +252,7 @@ main() {
     start_containerd
     load_image "$PAUSE_IMAGE"
     load_image "$COREDNS_IMAGE"
+    load_image "$BUSYBOX_IMAGE"
     if [[ $stage == full ]]; then
       load_image "$KUBERAY_OPERATOR_IMAGE"
       load_image "$RAY_IMAGE" "$RAY_IMAGE_ALIAS"

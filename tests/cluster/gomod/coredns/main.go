@@ -1,5 +1,6 @@
 // Command coredns is CoreDNS with only the plugins the test cluster's Corefile
-// uses, so the build skips the cloud providers' SDKs. The directive order is
+// uses, so the build skips the cloud providers' SDKs. No forward (and so no
+// loop) plugin: the cluster's DNS never asks a server off the machine. The directive order is
 // the upstream order (core/dnsserver/zdirectives.go) restricted to these.
 package main
 
@@ -13,14 +14,13 @@ import (
 	_ "github.com/coredns/coredns/plugin/kubernetes"
 	_ "github.com/coredns/coredns/plugin/loadbalance"
 	_ "github.com/coredns/coredns/plugin/log"
-	_ "github.com/coredns/coredns/plugin/loop"
 	_ "github.com/coredns/coredns/plugin/ready"
 	_ "github.com/coredns/coredns/plugin/reload"
 )
 
 func init() {
 	dnsserver.Directives = []string{
-		"reload", "ready", "health", "errors", "log", "loadbalance", "cache", "kubernetes", "loop",
+		"reload", "ready", "health", "errors", "log", "loadbalance", "cache", "kubernetes",
 	}
 }
 
