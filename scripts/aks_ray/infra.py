@@ -235,6 +235,26 @@ def step_outputs(outputs: Mapping[str, Any], summary: PlanSummary | None) -> dic
     return values
 
 
+def json_document(output: str) -> dict[str, Any]:
+    """The JSON object in a terraform command's output.
+
+    stderr is merged into the output, and Terraform writes warnings there (a
+    broken CLI configuration file, a deprecation) around the one line of JSON
+    that `show -json` and `output -json` print; the JSON is that line.
+    """
+    try:
+        return json.loads(output)
+    except ValueError:
+        pass
+    for line in output.splitlines():
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    raise ValueError("no JSON object in the output")
+
+
 # ------------------------------------------------------------- state file
 
 
@@ -330,7 +350,7 @@ class Terraform:
         else:
             shown = self.run("show", ["show", "-json", "-no-color", str(self.work / PLAN_FILE)], echo=False)
             try:
-                summary = summarize_plan(json.loads(shown.output))
+                summary = summarize_plan(json_document(shown.output))
             except ValueError:
                 raise OperationalError(
                     "terraform show -json did not print JSON.", "check the Terraform version (see README, Versions)."
@@ -354,7 +374,7 @@ class Terraform:
     def outputs(self) -> dict[str, Any]:
         result = self.run("output", ["output", "-json", "-no-color"], echo=False)
         try:
-            return public_outputs(json.loads(result.output or "{}"))
+            return public_outputs(json_document(result.output or "{}"))
         except ValueError:
             raise OperationalError(
                 "terraform output -json did not print JSON.", "check the Terraform version (see README, Versions)."

@@ -359,3 +359,17 @@ def test_terraform_missing_from_path_is_a_user_error(tmp_path, monkeypatch):
     with pytest.raises(UserError) as caught:
         infra.plan(load(tmp_path), preflight_check=False)
     assert "hashicorp/setup-terraform" in caught.value.fix
+
+
+def test_warnings_around_the_json_do_not_break_reading_it(tmp_path, tf):
+    # Terraform warns on stderr (merged into the output) about, say, a broken ~/.terraformrc.
+    warning = "There are some problems with the CLI configuration:\n│ Warning: Unable to open CLI configuration file\n╵"
+    tf.stderr("show", warning)
+    tf.stderr("output", warning)
+    cfg = load(tmp_path, tf)
+
+    summary = infra.plan(cfg, preflight_check=False)
+    outputs = infra.apply(cfg)
+
+    assert summary.counts["add"] == 4
+    assert outputs["cluster_name"] == "aksray-aks"
