@@ -192,7 +192,7 @@ def test_only_the_local_target_installs_the_training_extra():
     (install,) = [s for s in STEPS if "pip install" in s.get("run", "")]
     assert install["id"] == "install" and "if" not in install
     assert install["env"]["TARGET"] == "${{ steps.validate.outputs.target }}"
-    assert 'if [[ "$TARGET" == local ]]; then package="$GITHUB_ACTION_PATH[train]"; fi' in install["run"]
+    assert 'if [[ "$TARGET" == local ]]; then package="$package[train]"; fi' in install["run"]
 
 
 def test_validate_needs_only_the_standard_library(tmp_path):
