@@ -11,10 +11,12 @@ working_dir. A ConfigMap holds at most 1 MiB, which is checked here, before
 anything is created.
 
 How torch gets into the Ray image (which has none): the job's runtime
-environment pip-installs the pinned torch CPU wheel from PyTorch's CPU index
-(about 190 MB) rather than PyPI's default Linux wheel, which pulls about 3 GB of
-CUDA libraries. Ray caches the environment per node, so only the first job on a
-node pays for the download.
+environment pip-installs the pinned torch with PyTorch's CPU index added. For
+`torch==X` pip then prefers the CPU build `X+cpu` (a local version sorts above
+the plain one), a single wheel of about 190 MB, over PyPI's default Linux wheel,
+which pulls about 3 GB of CUDA libraries. An image that already has torch X
+(--ray-image) satisfies the pin without any download, so clusters without
+internet work with such an image. Ray caches the environment per node.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ SUBMITTER_TRAINING_DIR = "/aks-ray/training"
 # A ConfigMap's data may not exceed 1 MiB; keep room for the object around it.
 CONFIGMAP_LIMIT_BYTES = 1024 * 1024 - 16 * 1024
 
-# PyTorch's index of CPU-only wheels; `+cpu` in the pin makes pip take it from there.
+# PyTorch's index of CPU-only wheels; pip prefers its `+cpu` build for a plain `torch==X` pin.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 # Files of the training directory that are never code or data the job needs.
@@ -211,7 +213,7 @@ def runtime_env(cfg: Config) -> dict[str, Any]:
         # PyPI's default Linux wheel is the CUDA build, which GPU nodes need.
         pip: dict[str, Any] = {"packages": [f"torch=={versions.TORCH_VERSION}"]}
     else:
-        pip = {"packages": [f"torch=={versions.TORCH_VERSION}+cpu"], "pip_install_options": ["--extra-index-url", TORCH_CPU_INDEX]}
+        pip = {"packages": [f"torch=={versions.TORCH_VERSION}"], "pip_install_options": ["--extra-index-url", TORCH_CPU_INDEX]}
     threads = str(cfg.training.cpus_per_worker)
     return {
         "working_dir": SUBMITTER_TRAINING_DIR,
@@ -308,4 +310,6 @@ def render_run(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
 
 def to_yaml(objects: Iterable[dict[str, Any]]) -> str:
     """Multi-document YAML, as `kubectl apply -f -` reads it."""
-    return "".join("---\n" + yaml.safe_dump(obj, sort_keys=False, width=120) for obj in objects)
+    # libyaml's dumper when PyYAML has it: the operator's CRDs are tens of thousands of lines.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return "".join("---\n" + yaml.dump(obj, Dumper=dumper, sort_keys=False, width=120) for obj in objects)

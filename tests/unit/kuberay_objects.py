@@ -64,7 +64,7 @@ RUNTIME_ENV_FAILED = rayjob(
     message=(
         "runtime_env setup failed: Failed to set up runtime environment.\n"
         "Could not create the actor because its associated runtime env failed to be created.\n"
-        "ERROR: Could not find a version that satisfies the requirement torch==2.13.0+cpu (from versions: none)"
+        "ERROR: Could not find a version that satisfies the requirement torch==2.13.0 (from versions: none)"
     ),
 )
 SUBMISSION_FAILED = rayjob(

@@ -109,7 +109,7 @@ def test_gpu_workers_ask_for_a_gpu_and_the_cuda_torch(tmp_path):
     worker = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == "1"
     env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])
-    assert env["pip"] == {"packages": [f"torch=={versions.TORCH_VERSION}"]}
+    assert env["pip"] == {"packages": [f"torch=={versions.TORCH_VERSION}"]}, "PyPI's default wheel is the CUDA build"
 
 
 def test_image_pinned_everywhere(tmp_path):
@@ -130,7 +130,8 @@ def test_entrypoint_runtime_env_and_deadlines(tmp_path):
     assert spec["entrypoint"] == jobspec.entrypoint_command(cfg, jobspec.HEAD_ARTIFACTS_DIR)
     assert "--epochs 1" in spec["entrypoint"] and "--data-dir" not in spec["entrypoint"]
     env = yaml.safe_load(spec["runtimeEnvYAML"])
-    assert env["pip"]["packages"] == [f"torch=={versions.TORCH_VERSION}+cpu"]
+    # A plain pin: an image that has this torch needs no download; otherwise the CPU index's +cpu build wins.
+    assert env["pip"]["packages"] == [f"torch=={versions.TORCH_VERSION}"]
     assert env["pip"]["pip_install_options"] == ["--extra-index-url", rayjob.TORCH_CPU_INDEX]
     assert env["env_vars"]["OMP_NUM_THREADS"] == "2"
     # The working_dir is where the submitter pod has the training directory.
