@@ -6,6 +6,7 @@ import copy
 import importlib.util
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -55,7 +56,6 @@ def test_rendered_rayjob_passes_the_crd_schema(tmp_path, schema, env):
 
 @pytest.mark.parametrize("env", OPTION_SETS.values(), ids=OPTION_SETS.keys())
 def test_core_objects_pass_the_kubernetes_schema(tmp_path, env):
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
     namespace, configmap, _ = rendered(tmp_path, env)
     for obj in (namespace, configmap):
         kubernetes_validate.validate(obj, versions.KUBERNETES_VERSION + ".0", strict=True)
@@ -114,7 +114,6 @@ def test_dry_run_prints_objects_that_pass_the_schemas(tmp_path, monkeypatch, cap
     assert kinds[-3:] == ["Namespace", "ConfigMap", "RayJob"]
     assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "ClusterRole"} <= set(kinds), "the operator's objects are printed too"
     assert validate(documents[-1], schema) == []
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
     for document in documents:
         if document["kind"] in ("CustomResourceDefinition", "RayJob"):
             continue

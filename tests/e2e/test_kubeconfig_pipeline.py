@@ -1,0 +1,143 @@
+"""The --target kubeconfig pipeline against a real cluster: one worker, one epoch, then a failure on purpose."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aks_ray.config import PROJECT_ROOT
+
+pytestmark = [pytest.mark.kind, pytest.mark.slow]
+
+TIMEOUT = os.environ.get("AKS_RAY_E2E_TIMEOUT", "30m")
+
+
+def aks_ray(args, env, timeout=3600):
+    """Run the CLI as the action does: a separate process per step."""
+    result = subprocess.run([sys.executable, "-m", "aks_ray.cli", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=PROJECT_ROOT)
+    sys.stderr.write(result.stderr[-20000:])
+    return result
+
+
+@pytest.fixture
+def run_env(cluster, namespace, chart, helm_on_path, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKS_RAY_", "GITHUB_"))}
+    env.update(cluster.kube_env())
+    env.update(
+        {
+            "PATH": f"{Path(helm_on_path).parent}:{env['PATH']}",
+            "AKS_RAY_TARGET": "kubeconfig",
+            "AKS_RAY_NAMESPACE": namespace,
+            "AKS_RAY_OUTPUT_DIR": str(tmp_path / "out"),
+            "AKS_RAY_WORKERS": "1",
+            "AKS_RAY_EPOCHS": "1",
+            "AKS_RAY_HEAD_MEMORY": "2Gi",
+            "AKS_RAY_MEMORY_PER_WORKER": "2Gi",
+            "AKS_RAY_TIMEOUT": TIMEOUT,
+        }
+    )
+    if chart:
+        env["AKS_RAY_KUBERAY_CHART"] = chart
+    if os.environ.get("AKS_RAY_E2E_RAY_IMAGE"):
+        env["AKS_RAY_RAY_IMAGE"] = os.environ["AKS_RAY_E2E_RAY_IMAGE"]
+    return env
+
+
+def kubeconfig_secrets(path: Path) -> list[str]:
+    """Every credential in a kubeconfig, as the strings that must never appear in outputs."""
+    config = yaml.safe_load(path.read_text())
+    found = []
+    for user in config.get("users", []):
+        for key in ("token", "client-key-data", "client-certificate-data", "password"):
+            value = (user.get("user") or {}).get(key)
+            if value:
+                found.append(value)
+                if key.endswith("-data"):
+                    found.append(base64.b64decode(value).decode("utf-8", errors="replace").strip().splitlines()[1])
+    return [s for s in found if len(s) >= 16]
+
+
+def assert_no_secret_in(folder: Path, secrets: list[str]) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in data, f"a secret landed in {path}"
+
+
+def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace, tmp_path):
+    out = Path(run_env["AKS_RAY_OUTPUT_DIR"])
+    # Another run's object in the same namespace: cleanup must leave it alone.
+    kube_api.create_namespaced_config_map(
+        namespace,
+        {"metadata": {"name": "other-run-training", "labels": {"app.kubernetes.io/managed-by": "aks-ray", "aks-ray.io/run": "other-run"}}, "data": {"x": "y"}},
+    )
+
+    first = aks_ray(["operator", "install"], run_env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = aks_ray(["operator", "install"], run_env)
+    assert second.returncode == 0
+    assert "nothing changed" in second.stderr, "a second install is a no-op"
+
+    submit = aks_ray(["job", "submit"], run_env)
+    assert submit.returncode == 0, submit.stderr[-3000:]
+    state = json.loads((out / "state.json").read_text())
+    job_name = state["job_name"]
+
+    wait = aks_ray(["job", "wait"], run_env)
+    assert "jobDeploymentStatus: (none) -> " in wait.stderr or "jobDeploymentStatus: Initializing -> Running" in wait.stderr
+    assert "AKS_RAY_METRICS" in wait.stderr, "the driver's log was streamed live"
+    assert wait.returncode == 0, wait.stderr[-5000:]
+
+    # Ray's token, read while the cluster exists, must not reach the outputs.
+    from kubernetes import client, config
+
+    custom = client.CustomObjectsApi(config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context))
+    job = custom.get_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", job_name)
+    secret = kube_api.read_namespaced_secret(job["status"]["rayClusterName"], namespace)
+    ray_token = base64.b64decode(secret.data["auth_token"]).decode()
+
+    collect = aks_ray(["collect"], run_env)
+    assert collect.returncode == 0, collect.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "SUCCEEDED"
+    assert metrics["target"] == "kubeconfig" and metrics["job_name"] == job_name
+    assert len(metrics["epochs"]) == 1 and metrics["final"]["test_accuracy"] > 0.5
+    assert (out / "model.pt").stat().st_size > 10_000
+    for relative in ("job.log", "summary.md", "training-curves.png", "timings.json", "k8s/rayjob.yaml", "k8s/raycluster.yaml", "k8s/events.yaml"):
+        assert (out / relative).is_file(), relative
+    assert list((out / "k8s/pods").glob("*.ray-head.log")) and list((out / "k8s/pods").glob("*.ray-job-submitter.log"))
+    assert list((out / "k8s/head/session-logs").rglob("*.log")), "the head's Ray session logs"
+    assert "kubectl port-forward" in (out / "summary.md").read_text()
+    import torch
+
+    state_dict = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+    assert state_dict, "model.pt is a loadable state_dict"
+    assert_no_secret_in(out, [ray_token, *kubeconfig_secrets(cluster.kubeconfig)])
+
+    cleanup = aks_ray(["cleanup"], run_env)
+    assert cleanup.returncode == 0, cleanup.stderr[-3000:]
+    selector = f"aks-ray.io/run={job_name}"
+    assert custom.list_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", label_selector=selector)["items"] == []
+    assert kube_api.list_namespaced_config_map(namespace, label_selector=selector).items == []
+    assert kube_api.read_namespaced_config_map("other-run-training", namespace).data == {"x": "y"}
+
+
+def test_image_that_cannot_be_pulled_fails_with_the_fix(run_env, namespace):
+    run_env = {**run_env, "AKS_RAY_RAY_IMAGE": "rayproject/ray:0.0.0-does-not-exist", "AKS_RAY_TIMEOUT": "4m"}
+    result = aks_ray(["run"], run_env)
+    assert result.returncode == 1
+    assert "image pull failed" in result.stderr
+    assert "--ray-image" in result.stderr
+    out = Path(run_env["AKS_RAY_OUTPUT_DIR"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] in ("TIMED_OUT", "FAILED")
+    assert (out / "k8s/events.yaml").is_file()
+    assert "What went wrong" in (out / "summary.md").read_text()
