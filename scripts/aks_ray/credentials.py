@@ -124,13 +124,39 @@ def build_credential(github: GitHubContext, tenant_id: str | None, client_id: st
                 "OIDC sign-in needs the tenant and client IDs.",
                 "set the action's azure-tenant-id and azure-client-id inputs (or ARM_TENANT_ID/ARM_CLIENT_ID).",
             )
-        return ClientAssertionCredential(tenant_id, client_id, lambda: github_oidc_token(github, transport), **_transport_kwargs(transport))
+        return MaskingCredential(
+            ClientAssertionCredential(tenant_id, client_id, lambda: github_oidc_token(github, transport), **_transport_kwargs(transport))
+        )
     from azure.identity import DefaultAzureCredential
 
     kwargs: dict[str, Any] = _transport_kwargs(transport)
     if client_id:
         kwargs["managed_identity_client_id"] = client_id
-    return DefaultAzureCredential(**kwargs)
+    return MaskingCredential(DefaultAzureCredential(**kwargs))
+
+
+class MaskingCredential:
+    """Wraps an azure-identity credential so every access token it hands out is masked first.
+
+    The Azure SDK clients ask the credential for their ARM tokens themselves;
+    this is the one place those tokens pass through code of ours.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        token = self.inner.get_token(*scopes, **kwargs)
+        gha.add_mask(token.token)
+        return token
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        info = self.inner.get_token_info(*scopes, options=options)
+        gha.add_mask(info.token)
+        return info
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def get_aks_token(credential: Any, *, doing: str, assignee: str | None = None) -> Any:
@@ -138,7 +164,7 @@ def get_aks_token(credential: Any, *, doing: str, assignee: str | None = None) -
     from azure.core.exceptions import AzureError
 
     try:
-        token = credential.get_token(AKS_SCOPE)
+        token = credential.get_token(AKS_SCOPE)  # masked by MaskingCredential, and again below for any other credential
     except AksRayError:
         raise
     except AzureError as exc:

@@ -95,7 +95,7 @@ def test_aad_cluster_gets_a_private_kubeconfig_with_the_exec_plugin(tmp_path, ca
     assert stat.S_IMODE(ca_file.stat().st_mode) == 0o600
 
     err = capsys.readouterr().err
-    assert {GITHUB_JWT, AKS_TOKEN} <= masked(err)
+    assert {GITHUB_JWT, ARM_TOKEN, AKS_TOKEN} <= masked(err)
     assert unmasked_leaks(err, SECRETS) == []
 
 
@@ -227,7 +227,7 @@ def test_a_missing_cluster_points_at_infra_apply(tmp_path):
 def test_outside_actions_the_default_credential_chain_is_used(tmp_path):
     cfg = load(tmp_path, GITHUB_ACTIONS=None, ACTIONS_ID_TOKEN_REQUEST_URL=None, ACTIONS_ID_TOKEN_REQUEST_TOKEN=None)
     credential = credentials.build_credential(cfg.github, TENANT, CLIENT)
-    assert type(credential).__name__ == "DefaultAzureCredential"
+    assert type(credential.inner).__name__ == "DefaultAzureCredential"
 
 
 # ------------------------------------------------------------ the exec plugin
