@@ -137,7 +137,8 @@ def explain(exc: BaseException, *, doing: str, assignee: str | None = None) -> A
     if status == 401 or type(exc).__name__ == "ClientAuthenticationError":
         return OperationalError(
             f"{doing}: Azure could not authenticate the pipeline: {_first_line(text)}",
-            "check the client, tenant and subscription IDs and the federated credential (README, 'Azure'); outside GitHub Actions, sign in first with `az login`.",
+            "check the client, tenant and subscription IDs and the federated credential (README, 'Azure'); "
+            "outside GitHub Actions, sign in first with `az login`.",
         )
     return OperationalError(f"{doing}: {_first_line(text)}")
 

@@ -85,3 +85,13 @@ def test_without_a_client_id_the_command_has_a_placeholder():
         f"does not have authorization to perform action 'Microsoft.Compute/skus/read' over scope '{SUB}'", doing="x"
     )
     assert "--assignee <client-id>" in error.fix
+
+
+def test_a_failed_sign_in_outside_actions_says_az_login():
+    from azure.core.exceptions import ClientAuthenticationError
+
+    error = azure_errors.explain(
+        ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the included credentials."), doing="x"
+    )
+    assert type(error) is OperationalError
+    assert "az login" in error.fix
