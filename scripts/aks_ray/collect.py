@@ -295,7 +295,8 @@ def collect(cfg: Config, state: RunState, timings: report.Timings | None = None)
         job_name=state.job_name,
         error=error,
         dashboard=dashboard.summary_paragraph(cfg, run, kept=cfg.common.keep_cluster),
-        dashboard_command=dashboard.command_line(cfg, run),
+        # The step output is for a later workflow step, which can only use a cluster that was kept.
+        dashboard_command=dashboard.command_line(cfg, run) if cfg.common.keep_cluster else "",
         timings=timings,
     )
     return report.write_outputs(cfg, outcome)

@@ -282,6 +282,10 @@ def wait(cfg: Config, state: RunState | None = None) -> JobState:
         current = JobState.of(obj)
         for line in transitions(seen["last"], current):
             log.info("RayJob %s/%s %s", state.namespace, state.job_name, line)
+        if current.deployment == "Running" and (seen["last"] is None or seen["last"].deployment != "Running"):
+            from .dashboard import command_line
+
+            log.info("Ray dashboard while the job runs (localhost only): %s", command_line(cfg, run))
         seen["last"] = current
         follower.follow_new(kube.list_pods(api, state.namespace, f"{run.selector},{rayjob.COMPONENT_LABEL}=submitter"))
         return current if current.terminal else None

@@ -213,3 +213,11 @@ def test_dry_run_prints_the_objects_and_touches_nothing(tmp_path, monkeypatch, c
 def test_dry_run_with_a_missing_chart_is_bad_input(tmp_path, monkeypatch):
     monkeypatch.setenv("AKS_RAY_OUTPUT_DIR", str(tmp_path / "out"))
     assert cli.main(["run", "--target", "kubeconfig", "--dry-run", "--kuberay-chart", str(tmp_path / "nope")]) == 2
+
+
+def test_a_local_data_dir_is_refused_on_a_cluster(tmp_path):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    with pytest.raises(UserError, match="--data-dir") as excinfo:
+        render(make_cfg(tmp_path, AKS_RAY_DATA_DIR=str(data)))
+    assert "--mnist-mirror" in excinfo.value.fix
