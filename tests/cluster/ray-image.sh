@@ -2,19 +2,25 @@
 # Builds the Ray image for the test cluster: a Debian root filesystem made by
 # debootstrap, Python 3.11 from Debian, and Ray and torch from PyPI in a venv.
 #   ray-image.sh OUT.tar
-# Wheels are kept in the cache (keyed by version), so a rebuild downloads nothing.
+# The debootstrap result and the wheels are kept in the cache (keyed by suite,
+# package list and versions), so a rebuild downloads nothing.
 . "$(dirname "$0")/lib.sh"
 
 out="$1"
 # One build at a time; a second caller waits, then finds the image made.
+mkdir -p "$CACHE_DIR"
 exec {lock}>"$CACHE_DIR/.ray-image.lock"
 flock "$lock"
 if [[ -f $out ]]; then exit 0; fi
-wheels="$CACHE_DIR/wheels/ray-$RAY_VERSION-torch-$TORCH_VERSION"
+
 requirements=("ray[default,train]==$RAY_VERSION" "torch==$TORCH_VERSION")
+wheels="$CACHE_DIR/wheels/ray-$RAY_VERSION-torch-$TORCH_VERSION"
+# wget: KubeRay's default probes of Ray pods run it. procps: ps for Ray's tools.
+debian_packages=python3,python3-venv,ca-certificates,wget,procps,netbase,tzdata
+base="$CACHE_DIR/debian-$DEBIAN_SUITE-$(echo "$debian_packages" | sha256sum | cut -c1-8)"
 root="$CACHE_DIR/rootfs-ray.partial"
 
-# Undo the chroot's bind mounts however the build ends.
+# Undo the chroot's mounts however the build ends.
 cleanup() {
   local m
   for m in $(awk -v d="$root/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
@@ -22,6 +28,13 @@ cleanup() {
   done
 }
 trap cleanup EXIT
+
+# in_root COMMAND...: runs COMMAND in the image's root with a clean
+# environment, so nothing of the host's (PIP_* settings, say) leaks in.
+in_root() {
+  chroot "$root" env -i PATH=/opt/ray/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 "$@"
+}
 
 if [[ ! -f $wheels/.complete ]]; then
   # The host's Python 3.11 on Debian bookworm matches the image (glibc, ABI),
@@ -34,25 +47,32 @@ if [[ ! -f $wheels/.complete ]]; then
   touch "$wheels/.complete"
 fi
 
+if [[ ! -d $base ]]; then
+  log "debootstrap $DEBIAN_SUITE into $base"
+  rm -rf "$base.partial"
+  debootstrap --variant=minbase --include="$debian_packages" \
+    "$DEBIAN_SUITE" "$base.partial" http://deb.debian.org/debian >"$CACHE_DIR/debootstrap.log" 2>&1 ||
+    die "debootstrap failed; see $CACHE_DIR/debootstrap.log"
+  rm -rf "$base.partial/var/lib/apt/lists/"* "$base.partial/var/cache/apt/"*.bin \
+    "$base.partial/var/cache/apt/archives/"*.deb
+  mv "$base.partial" "$base"
+fi
+
 cleanup
 rm -rf "$root"
-log "debootstrap $DEBIAN_SUITE into $root"
-debootstrap --variant=minbase \
-  --include=python3,python3-venv,ca-certificates,wget,procps,netbase,tzdata \
-  "$DEBIAN_SUITE" "$root" http://deb.debian.org/debian >"$CACHE_DIR/debootstrap.log" 2>&1 ||
-  die "debootstrap failed; see $CACHE_DIR/debootstrap.log"
-
+cp -a "$base" "$root"
 log "installing Ray and torch into /opt/ray"
-mount --bind "$wheels" "$(mkdir -p "$root/wheels" && echo "$root/wheels")"
+mkdir -p "$root/wheels"
+mount --bind "$wheels" "$root/wheels"
 mount -t proc proc "$root/proc"
-chroot "$root" python3 -m venv /opt/ray
-chroot "$root" /opt/ray/bin/pip install --quiet --no-index --find-links /wheels --no-compile \
+in_root python3 -m venv /opt/ray
+in_root /opt/ray/bin/pip install --quiet --no-index --find-links /wheels --no-compile \
   --disable-pip-version-check "${requirements[@]}"
-chroot "$root" /opt/ray/bin/python -c "import ray, torch; print('ray', ray.__version__, 'torch', torch.__version__)"
+in_root python -c "import ray, torch; print('ray', ray.__version__, 'torch', torch.__version__)"
 cleanup
 rmdir "$root/wheels"
-# Slimmer image: apt lists and caches are not needed at run time.
-rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/var/cache/apt/archives/"*.deb
+# KubeRay starts Ray through "bash -l", whose /etc/profile resets PATH.
+echo 'export PATH=/opt/ray/bin:$PATH' >"$root/etc/profile.d/ray.sh"
 mkdir -p "$root/home/ray"
 
 python3 "$CLUSTER_DIR/mkimage.py" "$root" "$RAY_IMAGE" "$out" \
