@@ -79,7 +79,8 @@ def main(cfg: Config, words: tuple[str, ...]) -> int:
         return 0
     if cfg.common.keep_cluster:
         gha.notice(
-            f"--keep-cluster: RayJob {state.namespace}/{state.job_name} and its Ray cluster are left running; `aks-ray cleanup` without the flag deletes them."
+            f"--keep-cluster: RayJob {state.namespace}/{state.job_name} and its Ray "
+            "cluster are left running; `aks-ray cleanup` without the flag deletes them."
         )
         return 0
     delete_run(cfg, state)

@@ -75,8 +75,10 @@ def pod_findings(pods: Iterable[dict[str, Any]]) -> list[Finding]:
                 findings.append(
                     Finding(
                         "image pull failed",
-                        f"The {role} pod {name} cannot pull its image {container.get('image', '')!r} ({waiting['reason']}: {waiting.get('message', '').strip()}).",
-                        "check that --ray-image names an image that exists, and that the nodes can reach its registry (add an imagePullSecret for a private one).",
+                        f"The {role} pod {name} cannot pull its image {container.get('image', '')!r} "
+                        f"({waiting['reason']}: {waiting.get('message', '').strip()}).",
+                        "check that --ray-image names an image that exists, and that the nodes "
+                        "can reach its registry (add an imagePullSecret for a private one).",
                     )
                 )
             for terminated in (state.get("terminated") or {}, last.get("terminated") or {}):
@@ -85,7 +87,8 @@ def pod_findings(pods: Iterable[dict[str, Any]]) -> list[Finding]:
                     findings.append(
                         Finding(
                             "out of memory",
-                            f"The {role} pod {name} (container {container.get('name')}) was killed for using more memory than it requested (OOMKilled).",
+                            f"The {role} pod {name} (container {container.get('name')}) was "
+                            "killed for using more memory than it requested (OOMKilled).",
                             f"raise {option}, or lower --batch-size.",
                         )
                     )
@@ -95,7 +98,8 @@ def pod_findings(pods: Iterable[dict[str, Any]]) -> list[Finding]:
                     Finding(
                         "container keeps crashing",
                         f"The {role} pod {name} (container {container.get('name')}) keeps crashing (CrashLoopBackOff).",
-                        f"read its log in k8s/pods/ of the artifact (kubectl logs -n {name.split('/')[0]} {name.split('/')[1]} -c {container.get('name')} --previous).",
+                        f"read its log in k8s/pods/ of the artifact (kubectl logs -n {name.split('/')[0]} "
+                        f"{name.split('/')[1]} -c {container.get('name')} --previous).",
                     )
                 )
     return findings
@@ -134,7 +138,8 @@ def event_findings(events: Iterable[dict[str, Any]]) -> list[Finding]:
                 findings.append(
                     Finding(
                         "not enough room in the cluster",
-                        f"Pod {involved.get('namespace', '')}/{name} cannot be scheduled: the nodes are short of {', '.join(short)} ({message}).",
+                        f"Pod {involved.get('namespace', '')}/{name} cannot be scheduled: "
+                        f"the nodes are short of {', '.join(short)} ({message}).",
                         f"ask for less ({options}), or add nodes or bigger ones (--ray-node-count, --ray-vm-size on the aks target).",
                     )
                 )
@@ -142,7 +147,8 @@ def event_findings(events: Iterable[dict[str, Any]]) -> list[Finding]:
                 findings.append(
                     Finding(
                         "no node matches",
-                        f"Pod {involved.get('namespace', '')}/{name} cannot be scheduled: no node matches its node selector or tolerates its taints ({message}).",
+                        f"Pod {involved.get('namespace', '')}/{name} cannot be scheduled: no "
+                        f"node matches its node selector or tolerates its taints ({message}).",
                         "check --node-selector and --tolerations against `kubectl get nodes --show-labels` and the nodes' taints.",
                     )
                 )
@@ -185,8 +191,10 @@ def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ())
         findings.append(
             Finding(
                 "runtime environment failed",
-                f"Ray could not set up the job's runtime environment (pip install of torch, or the upload of the training directory): {evidence[:500]}",
-                "make sure the Ray pods can reach PyPI and download.pytorch.org (or use a --ray-image with torch inside), and keep --training-dir small.",
+                "Ray could not set up the job's runtime environment (pip install of "
+                f"torch, or the upload of the training directory): {evidence[:500]}",
+                "make sure the Ray pods can reach PyPI and download.pytorch.org (or "
+                "use a --ray-image with torch inside), and keep --training-dir small.",
             )
         )
     if reason == "DeadlineExceeded":

@@ -66,7 +66,8 @@ def run(cfg: Config) -> int:
             failure = failure or OperationalError(f"collecting the outputs failed: {exc}")
         if cfg.common.keep_cluster:
             gha.notice(
-                f"--keep-cluster: the Ray cluster keeps running. Dashboard: {dashboard.command_line(cfg, rayjob.RunIdentity(state.job_name, state.namespace, {}))}"
+                "--keep-cluster: the Ray cluster keeps running. Dashboard: "
+                f"{dashboard.command_line(cfg, rayjob.RunIdentity(state.job_name, state.namespace, {}))}"
             )
         else:
             try:
@@ -74,7 +75,8 @@ def run(cfg: Config) -> int:
                     cleanup.delete_run(cfg, state)
             except Exception as exc:
                 gha.error(
-                    f"cleanup failed: {exc}; delete the run by hand: kubectl delete rayjob,configmap -n {state.namespace} -l {rayjob.RunIdentity(state.job_name, state.namespace, {}).selector}",
+                    f"cleanup failed: {exc}; delete the run by hand: kubectl delete rayjob,configmap -n "
+                    f"{state.namespace} -l {rayjob.RunIdentity(state.job_name, state.namespace, {}).selector}",
                     title="aks-ray cleanup",
                 )
                 failure = failure or OperationalError(f"cleanup failed: {exc}")

@@ -126,7 +126,8 @@ def install(cfg: Config) -> bool:
         except HelmError as exc:
             raise OperationalError(
                 f"helm could not install {source.describe()} into namespace {namespace}: {exc}",
-                "read helm's message above; check that the chart is reachable and that you may create cluster-wide objects (CRDs, ClusterRoles).",
+                "read helm's message above; check that the chart is reachable and "
+                "that you may create cluster-wide objects (CRDs, ClusterRoles).",
             ) from None
 
     changed, revision = asyncio.run(ensure())
@@ -179,7 +180,10 @@ def wait_ready(cfg: Config, seconds: float = READY_DEADLINE_SECONDS) -> None:
         ready,
         deadline,
         interval=3.0,
-        fix=f"look at the operator pod: kubectl -n {namespace} describe pod -l app.kubernetes.io/name=kuberay-operator (image pull? no room?).",
+        fix=(
+            f"look at the operator pod: kubectl -n {namespace} describe pod -l "
+            "app.kubernetes.io/name=kuberay-operator (image pull? no room?)."
+        ),
     )
     log.info(
         "KubeRay operator ready in %.0f s: CRDs established, Deployment %s/%s available", deadline.elapsed, namespace, OPERATOR_DEPLOYMENT

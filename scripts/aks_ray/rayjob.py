@@ -307,7 +307,8 @@ def render_run(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
     if cfg.training.data_dir is not None:
         raise UserError(
             f"--data-dir {cfg.training.data_dir} is a folder on this machine, which the Ray pods cannot see.",
-            "leave --data-dir empty on the kubeconfig and aks targets: the job downloads MNIST from --mnist-mirror (or trains on the bundled sample).",
+            "leave --data-dir empty on the kubeconfig and aks targets: the job "
+            "downloads MNIST from --mnist-mirror (or trains on the bundled sample).",
         )
     configmap, items = render_configmap(cfg, run, training_files(cfg.training.training_dir))
     return [render_namespace(run), configmap, render_rayjob(cfg, run, items)]

@@ -58,7 +58,9 @@ def _docker_works() -> str | None:
     if shutil.which("docker") is None:
         return "docker is not installed"
     try:
-        result = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20, check=False)
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20, check=False
+        )
     except subprocess.TimeoutExpired:
         return "docker info did not answer within 20 s"
     return None if result.returncode == 0 else f"the Docker daemon is not reachable ({result.stderr.strip()[:200]})"
@@ -119,7 +121,9 @@ def store_namespace_diagnostics(api, namespace: str, folder: Path) -> None:
         for e in sorted(events, key=lambda e: str(e.last_timestamp or e.event_time or ""))
     ]
     (folder / "events.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "pods.yaml").write_text(yaml.safe_dump(api.api_client.sanitize_for_serialization(api.list_namespaced_pod(namespace)), sort_keys=False), encoding="utf-8")
+    (folder / "pods.yaml").write_text(
+        yaml.safe_dump(api.api_client.sanitize_for_serialization(api.list_namespaced_pod(namespace)), sort_keys=False), encoding="utf-8"
+    )
 
 
 @pytest.fixture
@@ -148,7 +152,9 @@ def helm_on_path():
     """helm for `aks-ray operator install`: on PATH, or from scripts/tools/get-helm.sh."""
     if shutil.which("helm"):
         return shutil.which("helm")
-    result = subprocess.run(["bash", str(PROJECT_ROOT / "scripts/tools/get-helm.sh")], capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        ["bash", str(PROJECT_ROOT / "scripts/tools/get-helm.sh")], capture_output=True, text=True, timeout=300, check=False
+    )
     if result.returncode != 0:
         pytest.skip(f"helm is needed to install KubeRay and could not be had: {result.stderr.strip()[-300:]}")
     return result.stdout.strip().splitlines()[-1]

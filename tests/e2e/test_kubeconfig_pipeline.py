@@ -21,7 +21,15 @@ TIMEOUT = os.environ.get("AKS_RAY_E2E_TIMEOUT", "30m")
 
 def aks_ray(args, env, timeout=3600):
     """Run the CLI as the action does: a separate process per step."""
-    result = subprocess.run([sys.executable, "-m", "aks_ray.cli", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=PROJECT_ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "aks_ray.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=PROJECT_ROOT,
+    )
     sys.stderr.write(result.stderr[-20000:])
     return result
 
@@ -77,7 +85,13 @@ def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace,
     # Another run's object in the same namespace: cleanup must leave it alone.
     kube_api.create_namespaced_config_map(
         namespace,
-        {"metadata": {"name": "other-run-training", "labels": {"app.kubernetes.io/managed-by": "aks-ray", "aks-ray.io/run": "other-run"}}, "data": {"x": "y"}},
+        {
+            "metadata": {
+                "name": "other-run-training",
+                "labels": {"app.kubernetes.io/managed-by": "aks-ray", "aks-ray.io/run": "other-run"},
+            },
+            "data": {"x": "y"},
+        },
     )
 
     first = aks_ray(["operator", "install"], run_env)
@@ -111,7 +125,15 @@ def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace,
     assert metrics["target"] == "kubeconfig" and metrics["job_name"] == job_name
     assert len(metrics["epochs"]) == 1 and metrics["final"]["test_accuracy"] > 0.5
     assert (out / "model.pt").stat().st_size > 10_000
-    for relative in ("job.log", "summary.md", "training-curves.png", "timings.json", "k8s/rayjob.yaml", "k8s/raycluster.yaml", "k8s/events.yaml"):
+    for relative in (
+        "job.log",
+        "summary.md",
+        "training-curves.png",
+        "timings.json",
+        "k8s/rayjob.yaml",
+        "k8s/raycluster.yaml",
+        "k8s/events.yaml",
+    ):
         assert (out / relative).is_file(), relative
     assert list((out / "k8s/pods").glob("*.ray-head.log")) and list((out / "k8s/pods").glob("*.ray-job-submitter.log"))
     assert list((out / "k8s/head/session-logs").rglob("*.log")), "the head's Ray session logs"

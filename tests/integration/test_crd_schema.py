@@ -9,10 +9,9 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from k8s_schema import crd_schema, validate
 
 from aks_ray import cli, config, rayjob, versions
-
-from k8s_schema import crd_schema, validate
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +34,25 @@ OPTION_SETS = {
     "defaults": {},
     "one-worker-one-epoch": {"AKS_RAY_WORKERS": "1", "AKS_RAY_EPOCHS": "1"},
     "aks-ray-pool": {"AKS_RAY_TARGET": "aks", "AKS_RAY_INFRA_MODE": "skip"},
-    "big-workers": {"AKS_RAY_WORKERS": "8", "AKS_RAY_CPUS_PER_WORKER": "4", "AKS_RAY_MEMORY_PER_WORKER": "8Gi", "AKS_RAY_HEAD_MEMORY": "4Gi"},
+    "big-workers": {
+        "AKS_RAY_WORKERS": "8",
+        "AKS_RAY_CPUS_PER_WORKER": "4",
+        "AKS_RAY_MEMORY_PER_WORKER": "8Gi",
+        "AKS_RAY_HEAD_MEMORY": "4Gi",
+    },
     "gpu": {"AKS_RAY_USE_GPU": "true", "AKS_RAY_NODE_SELECTOR": "accelerator=nvidia", "AKS_RAY_TOLERATIONS": "sku=gpu:NoSchedule"},
     "keep-cluster-short-timeout": {"AKS_RAY_KEEP_CLUSTER": "true", "AKS_RAY_TIMEOUT": "5m"},
-    "custom-mirror-and-name": {"AKS_RAY_MNIST_MIRROR": "https://example.org/mnist/", "AKS_RAY_JOB_NAME": "pr-31-mnist", "AKS_RAY_NAMESPACE": "team-a"},
-    "github-context": {"GITHUB_RUN_ID": "9876543210", "GITHUB_RUN_ATTEMPT": "3", "GITHUB_REF": "refs/pull/42/merge", "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567"},
+    "custom-mirror-and-name": {
+        "AKS_RAY_MNIST_MIRROR": "https://example.org/mnist/",
+        "AKS_RAY_JOB_NAME": "pr-31-mnist",
+        "AKS_RAY_NAMESPACE": "team-a",
+    },
+    "github-context": {
+        "GITHUB_RUN_ID": "9876543210",
+        "GITHUB_RUN_ATTEMPT": "3",
+        "GITHUB_REF": "refs/pull/42/merge",
+        "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+    },
 }
 
 
@@ -106,13 +119,17 @@ def test_dry_run_prints_objects_that_pass_the_schemas(tmp_path, monkeypatch, cap
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     monkeypatch.setenv("AKS_RAY_OUTPUT_DIR", str(tmp_path / "out"))
     monkeypatch.setenv("PATH", f"{Path(helm).parent}:{__import__('os').environ['PATH']}")
-    code = cli.main(["run", "--target", "kubeconfig", "--dry-run", "--workers", "1", "--epochs", "1", "--kuberay-chart", str(kuberay_chart)])
+    code = cli.main(
+        ["run", "--target", "kubeconfig", "--dry-run", "--workers", "1", "--epochs", "1", "--kuberay-chart", str(kuberay_chart)]
+    )
     assert code == 0
     out = capsys.readouterr().out
     documents = [d for d in yaml.load_all(out, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d]
     kinds = [d["kind"] for d in documents]
     assert kinds[-3:] == ["Namespace", "ConfigMap", "RayJob"]
-    assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "ClusterRole"} <= set(kinds), "the operator's objects are printed too"
+    assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "ClusterRole"} <= set(kinds), (
+        "the operator's objects are printed too"
+    )
     assert validate(documents[-1], schema) == []
     for document in documents:
         if document["kind"] in ("CustomResourceDefinition", "RayJob"):

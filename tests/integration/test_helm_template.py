@@ -16,7 +16,14 @@ def resources(kuberay_chart, helm, tmp_path_factory):
     old_path = os.environ["PATH"]
     os.environ["PATH"] = f"{os.path.dirname(helm)}:{old_path}"
     try:
-        cfg = config.load({}, {"AKS_RAY_TARGET": "kubeconfig", "AKS_RAY_KUBERAY_CHART": str(kuberay_chart), "AKS_RAY_OUTPUT_DIR": str(tmp_path_factory.mktemp("out"))})
+        cfg = config.load(
+            {},
+            {
+                "AKS_RAY_TARGET": "kubeconfig",
+                "AKS_RAY_KUBERAY_CHART": str(kuberay_chart),
+                "AKS_RAY_OUTPUT_DIR": str(tmp_path_factory.mktemp("out")),
+            },
+        )
         return operator.render_operator(cfg)
     finally:
         os.environ["PATH"] = old_path

@@ -53,7 +53,10 @@ APP_FAILED = rayjob(
     jobStatus="FAILED",
     reason="AppFailed",
     failed=1,
-    message="Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):\nZeroDivisionError: division by zero\n",
+    message=(
+        "Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):\n"
+        "ZeroDivisionError: division by zero\n"
+    ),
     endTime="2026-11-25T20:03:00Z",
 )
 RUNTIME_ENV_FAILED = rayjob(
@@ -105,7 +108,9 @@ ALL_RAYJOBS = {
 }
 
 
-def pod(name: str, node_type: str | None, container: str, image: str = "rayproject/ray:2.60.0-py311-cpu", **container_status: Any) -> dict[str, Any]:
+def pod(
+    name: str, node_type: str | None, container: str, image: str = "rayproject/ray:2.60.0-py311-cpu", **container_status: Any
+) -> dict[str, Any]:
     labels = {"app.kubernetes.io/managed-by": "aks-ray", "aks-ray.io/run": JOB}
     if node_type:
         labels.update({"ray.io/node-type": node_type, "ray.io/cluster": CLUSTER, "ray.io/is-ray-node": "yes"})
@@ -142,7 +147,9 @@ OOM_KILLED_WORKER = pod(
     started=True,
     ready=True,
     state={"running": {"startedAt": "2026-11-25T20:02:30Z"}},
-    lastState={"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": "2026-11-25T20:01:00Z", "finishedAt": "2026-11-25T20:02:29Z"}},
+    lastState={
+        "terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": "2026-11-25T20:01:00Z", "finishedAt": "2026-11-25T20:02:29Z"}
+    },
 )
 OOM_KILLED_HEAD = pod(
     HEAD_POD,
@@ -160,8 +167,12 @@ CRASH_LOOP_SUBMITTER = pod(
     state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
     lastState={"terminated": {"exitCode": 1, "reason": "Error"}},
 )
-RUNNING_SUBMITTER = pod(SUBMITTER_POD, None, "ray-job-submitter", started=True, ready=True, state={"running": {"startedAt": "2026-11-25T20:01:00Z"}})
-HEALTHY_HEAD = copy.deepcopy(pod(HEAD_POD, "head", "ray-head", started=True, ready=True, state={"running": {"startedAt": "2026-11-25T20:00:40Z"}}))
+RUNNING_SUBMITTER = pod(
+    SUBMITTER_POD, None, "ray-job-submitter", started=True, ready=True, state={"running": {"startedAt": "2026-11-25T20:01:00Z"}}
+)
+HEALTHY_HEAD = copy.deepcopy(
+    pod(HEAD_POD, "head", "ray-head", started=True, ready=True, state={"running": {"startedAt": "2026-11-25T20:00:40Z"}})
+)
 HEALTHY_HEAD["status"]["phase"] = "Running"
 
 
@@ -170,7 +181,13 @@ def event(kind: str, name: str, reason: str, message: str, type_: str = "Warning
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"name": f"{name}.1879c2a5f1e0a3b4", "namespace": NAMESPACE, "creationTimestamp": when},
-        "involvedObject": {"kind": kind, "namespace": NAMESPACE, "name": name, "apiVersion": "v1", "uid": "3d0b5e2c-0000-4000-8000-000000000001"},
+        "involvedObject": {
+            "kind": kind,
+            "namespace": NAMESPACE,
+            "name": name,
+            "apiVersion": "v1",
+            "uid": "3d0b5e2c-0000-4000-8000-000000000001",
+        },
         "reason": reason,
         "message": message,
         "type": type_,
@@ -194,14 +211,20 @@ FAILED_SCHEDULING_CPU_GPU = event(
     "Pod",
     WORKER_POD,
     "FailedScheduling",
-    "0/2 nodes are available: 2 Insufficient cpu, 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.",
+    "0/2 nodes are available: 2 Insufficient cpu, 2 Insufficient nvidia.com/gpu. "
+    "preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.",
 )
 FAILED_SCHEDULING_TAINT = event(
     "Pod",
     HEAD_POD,
     "FailedScheduling",
-    "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+    "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
+    "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
 )
-BACKOFF_LIMIT_EXCEEDED = event("Job", JOB, "BackoffLimitExceeded", "Job has reached the specified backoff limit", when="2026-11-25T20:05:00Z")
-SCHEDULED = event("Pod", HEAD_POD, "Scheduled", f"Successfully assigned {NAMESPACE}/{HEAD_POD} to aks-ray-12345678-vmss000000", type_="Normal")
+BACKOFF_LIMIT_EXCEEDED = event(
+    "Job", JOB, "BackoffLimitExceeded", "Job has reached the specified backoff limit", when="2026-11-25T20:05:00Z"
+)
+SCHEDULED = event(
+    "Pod", HEAD_POD, "Scheduled", f"Successfully assigned {NAMESPACE}/{HEAD_POD} to aks-ray-12345678-vmss000000", type_="Normal"
+)
 OTHER_RUN_EVENT = event("Pod", "aks-ray-9999-ffffff-abcde-head-zzzzz", "FailedScheduling", "0/1 nodes are available: 1 Insufficient cpu.")

@@ -154,5 +154,7 @@ def test_annotation_is_one_line_with_the_fix():
 
 
 def test_diagnose_deduplicates_and_orders_specific_first():
-    findings = diagnose.diagnose(PRE_RUNNING_DEADLINE, [IMAGE_PULL_BACKOFF, IMAGE_PULL_BACKOFF], [FAILED_SCHEDULING_MEMORY, FAILED_SCHEDULING_MEMORY])
+    findings = diagnose.diagnose(
+        PRE_RUNNING_DEADLINE, [IMAGE_PULL_BACKOFF, IMAGE_PULL_BACKOFF], [FAILED_SCHEDULING_MEMORY, FAILED_SCHEDULING_MEMORY]
+    )
     assert titles(findings) == ["image pull failed", "not enough room in the cluster", "cluster never became ready"]

@@ -70,7 +70,10 @@ def test_transitions_log_each_changed_field_once():
 
 
 def test_transition_to_success():
-    assert transitions(JobState.of(RUNNING), JobState.of(SUCCEEDED)) == ["jobDeploymentStatus: Running -> Complete", "jobStatus: RUNNING -> SUCCEEDED"]
+    assert transitions(JobState.of(RUNNING), JobState.of(SUCCEEDED)) == [
+        "jobDeploymentStatus: Running -> Complete",
+        "jobStatus: RUNNING -> SUCCEEDED",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -128,7 +131,11 @@ def test_cleanup_without_a_run_deletes_nothing_and_needs_no_cluster(tmp_path):
 
 def test_redact_removes_literal_credentials_and_managed_fields():
     pod = {
-        "metadata": {"name": "p", "managedFields": [{"manager": "kubectl"}], "annotations": {"kubectl.kubernetes.io/last-applied-configuration": '{"token":"x"}'}},
+        "metadata": {
+            "name": "p",
+            "managedFields": [{"manager": "kubectl"}],
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": '{"token":"x"}'},
+        },
         "spec": {
             "containers": [
                 {
@@ -210,7 +217,11 @@ def test_crd_established_reads_the_condition():
 def test_deployment_available_needs_the_updated_replicas():
     deployment = {
         "spec": {"replicas": 1},
-        "status": {"updatedReplicas": 1, "availableReplicas": 1, "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]},
+        "status": {
+            "updatedReplicas": 1,
+            "availableReplicas": 1,
+            "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}],
+        },
     }
     assert operator.deployment_available(deployment)
     deployment["status"]["updatedReplicas"] = 0  # an upgrade still rolling out

@@ -74,9 +74,18 @@ def test_no_pull_request_label_outside_a_pull_request(tmp_path):
     ("env", "selector", "tolerations"),
     [
         ({}, None, None),
-        ({"AKS_RAY_TARGET": "aks", "AKS_RAY_INFRA_MODE": "skip"}, {"aks-ray.io/pool": "ray"}, [{"key": "aks-ray.io/pool", "operator": "Equal", "value": "ray", "effect": "NoSchedule"}]),
         (
-            {"AKS_RAY_TARGET": "aks", "AKS_RAY_INFRA_MODE": "skip", "AKS_RAY_NODE_SELECTOR": "pool=big", "AKS_RAY_TOLERATIONS": "gpu=yes:NoExecute"},
+            {"AKS_RAY_TARGET": "aks", "AKS_RAY_INFRA_MODE": "skip"},
+            {"aks-ray.io/pool": "ray"},
+            [{"key": "aks-ray.io/pool", "operator": "Equal", "value": "ray", "effect": "NoSchedule"}],
+        ),
+        (
+            {
+                "AKS_RAY_TARGET": "aks",
+                "AKS_RAY_INFRA_MODE": "skip",
+                "AKS_RAY_NODE_SELECTOR": "pool=big",
+                "AKS_RAY_TOLERATIONS": "gpu=yes:NoExecute",
+            },
             {"pool": "big"},
             [{"key": "gpu", "operator": "Equal", "value": "yes", "effect": "NoExecute"}],
         ),
@@ -92,7 +101,14 @@ def test_node_placement(tmp_path, env, selector, tolerations):
 
 
 def test_resources_follow_the_options(tmp_path):
-    cfg = make_cfg(tmp_path, AKS_RAY_WORKERS="3", AKS_RAY_CPUS_PER_WORKER="2", AKS_RAY_MEMORY_PER_WORKER="4Gi", AKS_RAY_HEAD_CPUS="2", AKS_RAY_HEAD_MEMORY="6Gi")
+    cfg = make_cfg(
+        tmp_path,
+        AKS_RAY_WORKERS="3",
+        AKS_RAY_CPUS_PER_WORKER="2",
+        AKS_RAY_MEMORY_PER_WORKER="4Gi",
+        AKS_RAY_HEAD_CPUS="2",
+        AKS_RAY_HEAD_MEMORY="6Gi",
+    )
     job = render(cfg)[1][2]
     group = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     assert (group["replicas"], group["minReplicas"], group["maxReplicas"]) == (3, 3, 3)
@@ -181,7 +197,7 @@ def test_training_dir_too_big_is_bad_input_naming_the_way_out(tmp_path):
     (training / "train.py").write_text("print('hi')\n")
     (training / "weights.bin").write_bytes(b"\0" * (1024 * 1024))
     cfg = make_cfg(tmp_path, AKS_RAY_TRAINING_DIR=str(training), AKS_RAY_ENTRYPOINT="python train.py")
-    with pytest.raises(UserError, match="weights.bin") as excinfo:
+    with pytest.raises(UserError, match=r"weights\.bin") as excinfo:
         render(cfg)
     assert "--ray-image" in excinfo.value.fix
     assert excinfo.value.exit_code == 2
