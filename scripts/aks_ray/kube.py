@@ -75,7 +75,10 @@ def connect(cfg: Config) -> Kube:
 
 
 def status_of(exc: BaseException) -> int | None:
-    return getattr(exc, "status", None) if type(exc).__name__ == "ApiException" else None
+    """The HTTP status of an API error (kubernetes raises subclasses such as NotFoundException), else None."""
+    from kubernetes.client.exceptions import ApiException
+
+    return exc.status if isinstance(exc, ApiException) else None
 
 
 def is_transient(exc: BaseException) -> bool:

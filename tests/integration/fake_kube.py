@@ -1,0 +1,143 @@
+"""A small stand-in for the Kubernetes API server, on 127.0.0.1, for the I/O layer's tests.
+
+It speaks the real REST paths and JSON shapes the kubernetes client uses, keeps
+objects in memory, filters lists by equality label selectors as the API server
+does, and plays a RayJob's status forward one step per read, as KubeRay would
+write it. Exec (a websocket upgrade) is not offered: code under test must
+survive without it, as it must when a head pod is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+def matches(labels: dict[str, str], selector: str) -> bool:
+    for term in filter(None, selector.split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rayjobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rayclusters: dict[tuple[str, str], dict[str, Any]] = {}
+        self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
+        self.namespaces: set[str] = set()
+        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.logs: dict[tuple[str, str, str], str] = {}
+        self.events: list[dict[str, Any]] = []
+        # Statuses the RayJob goes through, one per read; the last one stays.
+        self.status_script: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []
+
+    # -- the handler's view
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        self.requests.append((method, path))
+        selector = query.get("labelSelector", [""])[0]
+        with self.lock:
+            if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)", path):
+                return (200, {"kind": "Namespace", "metadata": {"name": m[1]}}) if m[1] in self.namespaces else self.not_found()
+            if path == "/api/v1/namespaces" and method == "POST":
+                self.namespaces.add(body["metadata"]["name"])
+                return 201, body
+            if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/configmaps", path):
+                if method == "POST":
+                    key = (m[1], body["metadata"]["name"])
+                    if key in self.configmaps:
+                        return 409, {"kind": "Status", "code": 409, "message": "already exists"}
+                    self.configmaps[key] = body
+                    return 201, body
+                items = [o for (ns, _), o in self.configmaps.items() if ns == m[1] and matches(o["metadata"].get("labels", {}), selector)]
+                return 200, {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {}, "items": items}
+            if (m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/configmaps/([^/]+)", path)) and method == "DELETE":
+                return (200, self.configmaps.pop((m[1], m[2]))) if (m[1], m[2]) in self.configmaps else self.not_found()
+            if m := re.fullmatch(r"/apis/ray.io/v1/namespaces/([^/]+)/(rayjobs|rayclusters)", path):
+                store = self.rayjobs if m[2] == "rayjobs" else self.rayclusters
+                if method == "POST":
+                    body.setdefault("metadata", {})["uid"] = "uid-1"
+                    store[(m[1], body["metadata"]["name"])] = body
+                    return 201, body
+                items = [o for (ns, _), o in store.items() if ns == m[1] and matches(o["metadata"].get("labels", {}), selector)]
+                return 200, {"kind": "List", "apiVersion": "ray.io/v1", "metadata": {}, "items": items}
+            if m := re.fullmatch(r"/apis/ray.io/v1/namespaces/([^/]+)/(rayjobs|rayclusters)/([^/]+)", path):
+                store = self.rayjobs if m[2] == "rayjobs" else self.rayclusters
+                key = (m[1], m[3])
+                if key not in store:
+                    return self.not_found()
+                if method == "DELETE":
+                    return 200, store.pop(key)
+                obj = store[key]
+                if m[2] == "rayjobs" and self.status_script:
+                    obj["status"] = self.status_script.pop(0) if len(self.status_script) > 1 else self.status_script[0]
+                return 200, obj
+            if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", path):
+                items = [o for (ns, _), o in self.pods.items() if ns == m[1] and matches(o["metadata"].get("labels", {}), selector)]
+                return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+            if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log", path):
+                container = query.get("container", [""])[0]
+                if query.get("previous", ["false"])[0] == "true":
+                    return 400, {"kind": "Status", "code": 400, "message": "previous terminated container not found"}
+                text = self.logs.get((m[1], m[2], container))
+                return (200, text) if text is not None else self.not_found()
+            if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/events", path):
+                return 200, {
+                    "kind": "EventList",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "items": [e for e in self.events if e["metadata"]["namespace"] == m[1]],
+                }
+        return self.not_found()
+
+    @staticmethod
+    def not_found() -> tuple[int, Any]:
+        return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}
+
+
+def serve(cluster: FakeCluster) -> tuple[ThreadingHTTPServer, str]:
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self) -> None:
+            url = urlparse(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            code, payload = cluster.handle(self.command, url.path, parse_qs(url.query), body)
+            data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_DELETE = _reply
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def write_kubeconfig(path: Path, server_url: str, token: str) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": server_url}}],
+                "users": [{"name": "fake", "user": {"token": token}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    return path

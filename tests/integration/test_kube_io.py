@@ -1,0 +1,256 @@
+"""The Kubernetes I/O layer (submit, wait, collect, cleanup) through the real kubernetes client.
+
+The API server is tests/integration/fake_kube.py on 127.0.0.1: real HTTP, the
+API's paths and JSON, label selectors applied as the API server applies them,
+and a RayJob status that moves forward as KubeRay 1.7 would move it. What is
+checked is this project's behaviour on top: what it creates and with which
+labels, what it logs, what lands in the outputs, and what it deletes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from fake_kube import FakeCluster, serve, write_kubeconfig
+
+from aks_ray import cleanup, collect, config, job, metrics
+from aks_ray.errors import DeadlineExceeded, OperationalError, UserError
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "fake-bearer-token-0123456789abcdef"
+UNIT_DIR = Path(__file__).resolve().parents[1] / "unit"
+
+
+def kuberay_objects():
+    spec = importlib.util.spec_from_file_location("kuberay_objects_io", UNIT_DIR / "kuberay_objects.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+K = kuberay_objects()
+
+
+def driver_log() -> str:
+    records = [
+        {"kind": "dataset", "name": "mnist-sample", "source": "bundled sample", "train_size": 1000, "test_size": 500},
+        {
+            "kind": "epoch",
+            "epoch": 1,
+            "epochs": 1,
+            "train_loss": 1.2,
+            "test_loss": 0.6,
+            "test_accuracy": 0.81,
+            "seconds": 4.0,
+            "samples_per_second": 250.0,
+        },
+        {"kind": "final", "test_accuracy": 0.81, "test_loss": 0.6, "train_seconds": 9.5, "samples_per_second": 105.3},
+    ]
+    lines = ["2026-11-25 20:01:05,000 INFO cli.py:39 -- Job 'aks-ray-x' submitted successfully"]
+    lines += [
+        f"(RayTrainWorker pid=311) {metrics.METRICS_PREFIX}{json.dumps(r)}"
+        if r["kind"] == "epoch"
+        else metrics.METRICS_PREFIX + json.dumps(r)
+        for r in records
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    cluster = FakeCluster()
+    server, url = serve(cluster)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url, TOKEN)
+    monkeypatch.setattr(job, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(job, "WAIT_GRACE_SECONDS", 0)
+    yield cluster, kubeconfig
+    server.shutdown()
+    server.server_close()
+
+
+def make_cfg(tmp_path, kubeconfig, **env):
+    return config.load(
+        {},
+        {
+            "AKS_RAY_TARGET": "kubeconfig",
+            "AKS_RAY_KUBECONFIG": str(kubeconfig),
+            "AKS_RAY_OUTPUT_DIR": str(tmp_path / "out"),
+            "AKS_RAY_WORKERS": "1",
+            "AKS_RAY_EPOCHS": "1",
+            "AKS_RAY_TIMEOUT": "60",
+            "GITHUB_RUN_ID": "4242",
+            **env,
+        },
+    )
+
+
+def add_run_pods(cluster: FakeCluster, job_name: str, cluster_name: str, submitter_log: str, head_phase: str = "Succeeded") -> None:
+    """The pods KubeRay would have made for the RayJob, with aks-ray's template labels."""
+    run_labels = {"app.kubernetes.io/managed-by": "aks-ray", "aks-ray.io/run": job_name}
+    submitter = K.pod(
+        f"{job_name}-8hj4k", None, "ray-job-submitter", started=True, state={"running": {"startedAt": "2026-11-25T20:01:00Z"}}
+    )
+    submitter["metadata"]["labels"].update(run_labels)
+    head = K.pod(f"{cluster_name}-head-5vq8d", "head", "ray-head", state={"terminated": {"exitCode": 0, "reason": "Completed"}})
+    head["metadata"]["labels"].update({**run_labels, "ray.io/cluster": cluster_name, "aks-ray.io/component": "ray-head"})
+    head["status"]["phase"] = head_phase
+    head["spec"]["containers"][0]["env"] = [{"name": "RAY_AUTH_TOKEN", "value": "literal-token-should-be-redacted"}]
+    for pod in (submitter, head):
+        cluster.pods[("aks-ray", pod["metadata"]["name"])] = pod
+    cluster.logs[("aks-ray", submitter["metadata"]["name"], "ray-job-submitter")] = submitter_log
+    cluster.logs[("aks-ray", head["metadata"]["name"], "ray-head")] = "2026-11-25 20:00:40,000 INFO head started\n"
+    cluster.rayclusters[("aks-ray", cluster_name)] = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": cluster_name, "namespace": "aks-ray", "labels": run_labels},
+        "status": {"state": "ready"},
+    }
+
+
+def statuses(job_name: str, cluster_name: str, *steps: dict) -> list[dict]:
+    base = {"jobId": f"{job_name}-tp9wx", "rayClusterName": cluster_name, "startTime": "2026-11-25T20:00:00Z"}
+    return [{**base, **step} for step in steps]
+
+
+def test_submit_wait_collect_cleanup(tmp_path, fake, capsys, caplog):
+    caplog.set_level(logging.INFO)
+    cluster, kubeconfig = fake
+    cfg = make_cfg(tmp_path, kubeconfig)
+
+    state = job.submit(cfg)
+    assert state.job_name.startswith("aks-ray-4242-")
+    assert "aks-ray" in cluster.namespaces
+    created = cluster.rayjobs[("aks-ray", state.job_name)]
+    assert created["metadata"]["labels"]["aks-ray.io/github-run-id"] == "4242"
+    assert ("aks-ray", f"{state.job_name}-training") in cluster.configmaps
+    assert json.loads((cfg.output_dir / "state.json").read_text())["job_name"] == state.job_name
+
+    cluster_name = f"{state.job_name}-x7k2p"
+    add_run_pods(cluster, state.job_name, cluster_name, driver_log())
+    cluster.status_script = statuses(
+        state.job_name,
+        cluster_name,
+        {"jobDeploymentStatus": "Initializing", "jobStatus": ""},
+        {"jobDeploymentStatus": "Running", "jobStatus": "PENDING"},
+        {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"},
+        {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"},
+        {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED", "succeeded": 1},
+    )
+    final = job.wait(cfg)
+    assert final.succeeded
+    err = capsys.readouterr().err + caplog.text
+    for line in (
+        "jobDeploymentStatus: (none) -> Initializing",
+        "jobDeploymentStatus: Initializing -> Running",
+        "jobStatus: RUNNING -> SUCCEEDED",
+    ):
+        assert line in err
+    assert "port-forward --address 127.0.0.1" in err, "the dashboard command is logged once the job runs"
+    assert "epoch 1/1: train loss 1.2000" in err, "the streamed log is turned into progress lines"
+    assert metrics.METRICS_PREFIX in (cfg.output_dir / "job.log").read_text()
+    assert job.load_state(cfg).verdict == "SUCCEEDED"
+
+    doc = collect.collect(cfg, job.load_state(cfg))
+    assert doc["status"] == "SUCCEEDED"
+    assert doc["final"]["test_accuracy"] == 0.81 and len(doc["epochs"]) == 1
+    out = cfg.output_dir
+    assert (out / "job.log").read_text() == driver_log()
+    for relative in ("k8s/rayjob.yaml", "k8s/raycluster.yaml", "k8s/events.yaml", "summary.md", "metrics.json", "training-curves.png"):
+        assert (out / relative).is_file(), relative
+    assert (out / f"k8s/pods/{state.job_name}-8hj4k.ray-job-submitter.log").read_text() == driver_log()
+    notes = (out / "k8s/collect-notes.txt").read_text()
+    assert "head pod is gone or not running" in notes and "there is no model.pt" in notes
+    assert not (out / "model.pt").exists()
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert TOKEN.encode() not in data, path
+            assert b"literal-token-should-be-redacted" not in data, path
+
+    # Another run's objects in the same namespace stay.
+    cluster.configmaps[("aks-ray", "aks-ray-other-training")] = {
+        "metadata": {
+            "name": "aks-ray-other-training",
+            "namespace": "aks-ray",
+            "labels": {"app.kubernetes.io/managed-by": "aks-ray", "aks-ray.io/run": "aks-ray-other"},
+        }
+    }
+    cluster.rayjobs[("aks-ray", "aks-ray-other")] = {
+        "metadata": {
+            "name": "aks-ray-other",
+            "namespace": "aks-ray",
+            "labels": {"app.kubernetes.io/managed-by": "aks-ray", "aks-ray.io/run": "aks-ray-other"},
+        }
+    }
+    assert cleanup.main(cfg, ("cleanup",)) == 0
+    assert set(cluster.rayjobs) == {("aks-ray", "aks-ray-other")}
+    assert set(cluster.configmaps) == {("aks-ray", "aks-ray-other-training")}
+
+
+def test_failure_ends_in_annotations_with_the_fix(tmp_path, fake, capsys, caplog):
+    caplog.set_level(logging.INFO)
+    cluster, kubeconfig = fake
+    cfg = make_cfg(tmp_path, kubeconfig, AKS_RAY_RAY_IMAGE="rayproject/ray:2.60.0-py311-cpux")
+    state = job.submit(cfg)
+    cluster_name = f"{state.job_name}-x7k2p"
+    worker = K.pod(
+        f"{cluster_name}-train-worker-m2zlf",
+        "worker",
+        "ray-worker",
+        image="rayproject/ray:2.60.0-py311-cpux",
+        state=K.IMAGE_PULL_BACKOFF["status"]["containerStatuses"][0]["state"],
+    )
+    worker["metadata"]["labels"]["ray.io/cluster"] = cluster_name
+    cluster.pods[("aks-ray", worker["metadata"]["name"])] = worker
+    unrelated = K.event("Pod", "someone-else-abcde", "FailedScheduling", "0/1 nodes are available: 1 Insufficient cpu.")
+    cluster.events = [
+        K.event("Pod", worker["metadata"]["name"], "BackOff", 'Back-off pulling image "rayproject/ray:2.60.0-py311-cpux"'),
+        unrelated,
+    ]
+    cluster.status_script = statuses(
+        state.job_name,
+        cluster_name,
+        {"jobDeploymentStatus": "Initializing", "jobStatus": ""},
+        {
+            "jobDeploymentStatus": "Failed",
+            "jobStatus": "",
+            "reason": "PreRunningDeadlineExceeded",
+            "failed": 1,
+            "message": "The RayJob has passed the preRunningDeadlineSeconds.",
+        },
+    )
+    with pytest.raises(OperationalError, match="PreRunningDeadlineExceeded"):
+        job.wait(cfg)
+    err = capsys.readouterr().err + caplog.text
+    assert "::error title=aks-ray%3A image pull failed::The Ray worker pod" in err
+    assert "Fix: check that --ray-image" in err
+    assert "cluster never became ready" in err
+    assert "Insufficient cpu" not in err, "events of other objects are not this run's problem"
+    assert job.load_state(cfg).verdict == "TIMED_OUT"
+    doc = collect.collect(cfg, job.load_state(cfg))
+    assert doc["status"] == "TIMED_OUT"
+    assert "image pull failed" in (cfg.output_dir / "summary.md").read_text()
+
+
+def test_wait_gives_up_at_the_deadline(tmp_path, fake):
+    cluster, kubeconfig = fake
+    cfg = make_cfg(tmp_path, kubeconfig, AKS_RAY_TIMEOUT="1")
+    state = job.submit(cfg)
+    cluster.status_script = statuses(state.job_name, f"{state.job_name}-x7k2p", {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"})
+    with pytest.raises(DeadlineExceeded, match="did not finish within 1 s"):
+        job.wait(cfg)
+    assert job.load_state(cfg).verdict == "TIMED_OUT"
+
+
+def test_a_second_submit_with_the_same_name_is_refused(tmp_path, fake):
+    _, kubeconfig = fake
+    cfg = make_cfg(tmp_path, kubeconfig, AKS_RAY_JOB_NAME="fixed-name")
+    job.submit(cfg)
+    with pytest.raises(UserError, match="already exists") as excinfo:
+        job.submit(cfg)
+    assert excinfo.value.exit_code == 2
