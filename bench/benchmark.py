@@ -138,7 +138,9 @@ def main() -> None:
             runs[name].append(run_pipeline(args.data_dir, args.epochs, workers, cpus))
             print(f"[{repeat}] {name}: {runs[name][-1]}", file=sys.stderr, flush=True)
 
-    args.json.write_text(json.dumps({"epochs": args.epochs, "repeats": args.repeats, "cores": os.cpu_count(), "runs": runs}, indent=2) + "\n")
+    args.json.write_text(
+        json.dumps({"epochs": args.epochs, "repeats": args.repeats, "cores": os.cpu_count(), "runs": runs}, indent=2) + "\n"
+    )
     base = median(runs["plain"], "wall_seconds")
     print(f"medians of {args.repeats} runs, {args.epochs} epochs of full MNIST, {os.cpu_count()} cores\n")
     print("| run | wall s | ratio to plain | s to 98% | samples/s | test accuracy | peak RSS MiB |")
@@ -146,7 +148,8 @@ def main() -> None:
     for name, results in runs.items():
         wall = median(results, "wall_seconds")
         print(
-            f"| {name} | {wall:.1f} | {wall / base:.2f}x | {median(results, 'seconds_to_98')} | {median(results, 'samples_per_second'):.0f} "
+            f"| {name} | {wall:.1f} | {wall / base:.2f}x | {median(results, 'seconds_to_98')} "
+            f"| {median(results, 'samples_per_second'):.0f} "
             f"| {100 * median(results, 'test_accuracy'):.2f}% | {median(results, 'peak_rss_mib'):.0f} |"
         )
 

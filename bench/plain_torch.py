@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from mnist_data import load_folder  # noqa: E402
-from model import MnistCNN, evaluate, to_labels, to_tensor, train_epoch  # noqa: E402
+from mnist_data import load_folder
+from model import MnistCNN, evaluate, to_labels, to_tensor, train_epoch
 
 
 def main() -> None:
@@ -50,7 +50,13 @@ def main() -> None:
         _, correct = evaluate(model, test_x, test_y)
         accuracy = correct / len(test_y)
         epochs.append(
-            {"epoch": epoch, "test_accuracy": accuracy, "train_seconds": round(train_seconds, 2), "samples_per_second": round(len(train_y) / train_seconds), "finished_at": time.time()}
+            {
+                "epoch": epoch,
+                "test_accuracy": accuracy,
+                "train_seconds": round(train_seconds, 2),
+                "samples_per_second": round(len(train_y) / train_seconds),
+                "finished_at": time.time(),
+            }
         )
         if reached_98 is None and accuracy >= 0.98:
             reached_98 = round(time.perf_counter() - started, 2)

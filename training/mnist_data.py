@@ -51,7 +51,13 @@ class Mnist:
     warning: str = ""
 
     def describe(self) -> dict:
-        record = {"kind": "dataset", "name": self.name, "source": self.source, "train_size": len(self.train_labels), "test_size": len(self.test_labels)}
+        record = {
+            "kind": "dataset",
+            "name": self.name,
+            "source": self.source,
+            "train_size": len(self.train_labels),
+            "test_size": len(self.test_labels),
+        }
         if self.warning:
             record["warning"] = self.warning
         return record
@@ -106,7 +112,10 @@ def load_folder(folder: Path, name: str, source: str, checksums: dict[str, str] 
         sha256 = checksums[file_name]
         path = find_file(folder, file_name)
         if path is None:
-            raise DataError(f"{file_name}(.gz) is missing from {folder}. Fix: put the four MNIST IDX files there, or leave --data-dir empty to download them.")
+            raise DataError(
+                f"{file_name}(.gz) is missing from {folder}. "
+                "Fix: put the four MNIST IDX files there, or leave --data-dir empty to download them."
+            )
         raw = read_idx_file(path)
         digest = hashlib.sha256(raw).hexdigest()
         if digest != sha256:
@@ -143,7 +152,9 @@ def download(mirror: str, cache: Path, attempts: int = 3, timeout: float = 30.0)
         except (OSError, EOFError) as exc:
             raise DataError(f"{url} is not a gzip file ({exc}). Fix: use another --mnist-mirror or pass --data-dir.") from exc
         if digest != sha256:
-            raise DataError(f"{url} does not match the published checksum (got {digest}). Fix: use another --mnist-mirror or pass --data-dir.")
+            raise DataError(
+                f"{url} does not match the published checksum (got {digest}). Fix: use another --mnist-mirror or pass --data-dir."
+            )
         with tempfile.NamedTemporaryFile(dir=cache, delete=False) as tmp:
             tmp.write(payload)
         os.replace(tmp.name, target)

@@ -48,7 +48,9 @@ def to_labels(labels) -> torch.Tensor:
     return torch.tensor(labels, dtype=torch.long)
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int) -> float:
+def train_epoch(
+    model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int
+) -> float:
     """One pass over `order` (indices into images/labels) in mini-batches; returns the summed loss."""
     model.train()
     loss_sum = 0.0

@@ -52,7 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="auto: --data-dir, else download, else the bundled sample (with a warning); full: never the sample; sample: only the sample",
     )
     parser.add_argument("--cache-dir", default=os.environ.get("AKS_RAY_DATA_CACHE", str(Path.home() / ".cache" / "aks-ray" / "mnist")))
-    parser.add_argument("--artifacts-dir", default="/tmp/aks-ray/artifacts", help="where model.pt and result.json are written, on the driver's node")
+    parser.add_argument(
+        "--artifacts-dir",
+        default="/tmp/aks-ray/artifacts",  # noqa: S108 (the head pod's, ours alone) help="where model.pt and result.json are written, on the driver's node"
+    )
     return parser.parse_args(argv)
 
 
@@ -76,6 +79,7 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
     import torch
+
     from model import MnistCNN, evaluate, to_labels, to_tensor, train_epoch
 
     context = ray.train.get_context()
@@ -102,7 +106,9 @@ def train_loop_per_worker(config: dict) -> None:
         loss_sum = train_epoch(model, optimizer, train_x, train_y, mine, batch)
         train_seconds = time.perf_counter() - started
         test_loss_sum, correct = evaluate(model, test_x, test_y)
-        loss_sum, test_loss_sum, correct, seen, tested = _all_reduce_sum([loss_sum, test_loss_sum, correct, per_worker, len(test_y)], world_size)
+        loss_sum, test_loss_sum, correct, seen, tested = _all_reduce_sum(
+            [loss_sum, test_loss_sum, correct, per_worker, len(test_y)], world_size
+        )
         metrics = {
             "epoch": epoch,
             "epochs": config["epochs"],

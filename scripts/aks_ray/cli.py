@@ -14,14 +14,19 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, config, gha, versions
-from .errors import EXIT_INTERRUPTED, EXIT_OK, AksRayError, ConfigError
+from .errors import EXIT_INTERRUPTED, AksRayError, ConfigError
 
 log = logging.getLogger("aks_ray")
 
 # (command words, module, the option sections it accepts, one-line help)
 COMMANDS: list[tuple[tuple[str, ...], str, tuple[str, ...], str]] = [
     (("run",), "pipeline", ("common", "training", "kube", "azure"), "the whole pipeline for --target (local, kubeconfig or aks)"),
-    (("validate",), "validate", ("common", "training", "kube", "azure"), "check every input and exit 2 listing the bad ones; touches nothing"),
+    (
+        ("validate",),
+        "validate",
+        ("common", "training", "kube", "azure"),
+        "check every input and exit 2 listing the bad ones; touches nothing",
+    ),
     (("infra", "plan"), "infra", ("common", "azure"), "terraform init and plan to a saved plan file, summarised"),
     (("infra", "apply"), "infra", ("common", "azure"), "apply exactly the saved plan and read the outputs"),
     (("infra", "destroy"), "infra", ("common", "azure"), "destroy the Azure resources per --destroy-policy"),
@@ -40,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aks-ray",
         description="Train a model on a Ray cluster: on AKS, on any Kubernetes cluster, or locally.",
-        epilog=f"Every option can also be set as an environment variable (shown in each subcommand's --help).\n\nPinned versions:\n{versions_text}",
+        epilog=(
+            "Every option can also be set as an environment variable (shown in each subcommand's --help).\n\n"
+            f"Pinned versions:\n{versions_text}"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"aks-ray {__version__}")
@@ -51,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
             sub = subparsers.add_parser(words[0], help=help_text, description=help_text)
         else:
             if words[0] not in groups:
-                parent = subparsers.add_parser(words[0], help=f"{words[0]} steps: {', '.join(w[1] for w, *_ in COMMANDS if w[0] == words[0])}")
+                parent = subparsers.add_parser(
+                    words[0], help=f"{words[0]} steps: {', '.join(w[1] for w, *_ in COMMANDS if w[0] == words[0])}"
+                )
                 groups[words[0]] = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
             sub = groups[words[0]].add_parser(words[1], help=help_text, description=help_text)
         sub.set_defaults(module=module, words=words)
@@ -66,9 +76,9 @@ def setup_logging(level: str = "INFO") -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     gha.use_workflow_commands(config.running_in_actions())
-    args = parser_args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        cfg = config.load(vars(parser_args))
+        cfg = config.load(vars(args))
         setup_logging(cfg.common.log_level)
         module = importlib.import_module(f"aks_ray.{args.module}")
         return module.main(cfg, args.words)
@@ -87,5 +97,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-__all__ = ["main", "build_parser", "EXIT_OK"]

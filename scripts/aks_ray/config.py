@@ -311,11 +311,18 @@ def env_name(f: dataclasses.Field) -> str:
 
 @dataclass(frozen=True)
 class CommonOptions:
-    target: str = option("local", "where to train: local (Ray on this machine), kubeconfig (the cluster your kubeconfig points at) or aks (create or reuse an AKS cluster)", choice(*TARGETS))
+    target: str = option(
+        "local",
+        "where to train: local (Ray on this machine), kubeconfig (the cluster your kubeconfig points at) "
+        "or aks (create or reuse an AKS cluster)",
+        choice(*TARGETS),
+    )
     output_dir: Path = option("aks-ray-output", "folder for logs, metrics, model and summary", parse_path)
     timeout: int = option("60m", "deadline for the training job, from submission to a final state (seconds, or 15m, 2h)", parse_duration)
     dry_run: bool = option("false", "print what would be created and exit, touching nothing", parse_bool, is_flag=True)
-    keep_cluster: bool = option("false", "leave the Ray cluster running after the job (prints how to open the dashboard)", parse_bool, is_flag=True)
+    keep_cluster: bool = option(
+        "false", "leave the Ray cluster running after the job (prints how to open the dashboard)", parse_bool, is_flag=True
+    )
     log_level: str = option("info", "log verbosity: debug, info, warning or error", parse_log_level)
 
 
@@ -331,14 +338,25 @@ class TrainingOptions:
     batch_size: int = option("128", "global batch size, split across the workers", int_in_range(1, 65536))
     learning_rate: float = option("0.001", "Adam learning rate", parse_positive_float)
     seed: int = option("42", "random seed; the same seed gives the same model", int_in_range(0, 2**31 - 1))
-    dataset: str = option("auto", "auto: --data-dir, else a download, else the bundled sample with a warning; full: the whole set or fail; sample: the bundled 1,000/500-image sample (smoke tests)", choice(*DATASETS))
-    data_dir: Path | None = option("", "folder with the four MNIST IDX files (.gz or not); empty: download from --mnist-mirror", parse_optional_path)
-    mnist_mirror: str = option("https://ossci-datasets.s3.amazonaws.com/mnist/", "where to download MNIST from when no data-dir is given", parse_url)
+    dataset: str = option(
+        "auto",
+        "auto: --data-dir, else a download, else the bundled sample with a warning; full: the whole set or fail; "
+        "sample: the bundled 1,000/500-image sample (smoke tests)",
+        choice(*DATASETS),
+    )
+    data_dir: Path | None = option(
+        "", "folder with the four MNIST IDX files (.gz or not); empty: download from --mnist-mirror", parse_optional_path
+    )
+    mnist_mirror: str = option(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/", "where to download MNIST from when no data-dir is given", parse_url
+    )
 
 
 @dataclass(frozen=True)
 class KubeOptions:
-    kubeconfig: Path | None = option("", "kubeconfig file; empty: $KUBECONFIG or ~/.kube/config", parse_optional_path, env_fallbacks=("KUBECONFIG",))
+    kubeconfig: Path | None = option(
+        "", "kubeconfig file; empty: $KUBECONFIG or ~/.kube/config", parse_optional_path, env_fallbacks=("KUBECONFIG",)
+    )
     kube_context: str | None = option("", "kubeconfig context; empty: the current one", parse_optional_str)
     namespace: str = option("aks-ray", "namespace for the RayJob and its pods", parse_dns_label)
     job_name: str | None = option("", "RayJob name; empty: a unique name per run", parse_optional_dns_label)
@@ -348,15 +366,26 @@ class KubeOptions:
     ray_image: str = option(versions.RAY_IMAGE, "Ray container image for head and workers", parse_image)
     head_cpus: int = option("1", "CPUs requested by the Ray head pod", int_in_range(1, 256))
     head_memory: str = option("3Gi", "memory requested by the Ray head pod", parse_quantity)
-    node_selector: tuple[tuple[str, str], ...] = option("", "node labels Ray pods must land on (k=v,...); on the aks target defaults to the Ray pool's label", parse_key_values)
-    tolerations: tuple[tuple[str, str, str], ...] = option("", "taints Ray pods tolerate (key=value:Effect,...); on the aks target defaults to the Ray pool's taint", parse_tolerations)
+    node_selector: tuple[tuple[str, str], ...] = option(
+        "", "node labels Ray pods must land on (k=v,...); on the aks target defaults to the Ray pool's label", parse_key_values
+    )
+    tolerations: tuple[tuple[str, str, str], ...] = option(
+        "", "taints Ray pods tolerate (key=value:Effect,...); on the aks target defaults to the Ray pool's taint", parse_tolerations
+    )
 
 
 @dataclass(frozen=True)
 class AzureOptions:
-    azure_client_id: str | None = option("", "client ID of the app registration or managed identity with a federated credential", parse_optional_uuid, env_fallbacks=("ARM_CLIENT_ID", "AZURE_CLIENT_ID"))
+    azure_client_id: str | None = option(
+        "",
+        "client ID of the app registration or managed identity with a federated credential",
+        parse_optional_uuid,
+        env_fallbacks=("ARM_CLIENT_ID", "AZURE_CLIENT_ID"),
+    )
     azure_tenant_id: str | None = option("", "Azure AD tenant ID", parse_optional_uuid, env_fallbacks=("ARM_TENANT_ID", "AZURE_TENANT_ID"))
-    azure_subscription_id: str | None = option("", "Azure subscription ID", parse_optional_uuid, env_fallbacks=("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"))
+    azure_subscription_id: str | None = option(
+        "", "Azure subscription ID", parse_optional_uuid, env_fallbacks=("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID")
+    )
     location: str = option("eastus", "Azure region", parse_azure_location)
     name_prefix: str = option("aksray", "prefix of every Azure resource name", parse_name_prefix)
     resource_group: str | None = option("", "resource group; empty: <name-prefix>-rg", parse_optional_azure_name)
@@ -366,12 +395,18 @@ class AzureOptions:
     system_node_count: int = option("1", "nodes in the system node pool", int_in_range(1, 100))
     ray_vm_size: str = option("Standard_D4s_v5", "VM size of the Ray node pool", parse_vm_size)
     ray_node_count: int = option("3", "nodes in the Ray node pool (when not autoscaling)", int_in_range(1, 100))
-    ray_min_nodes: int | None = option("", "enable autoscaling of the Ray pool with this minimum (0 allowed)", optional_int_in_range(0, 100))
+    ray_min_nodes: int | None = option(
+        "", "enable autoscaling of the Ray pool with this minimum (0 allowed)", optional_int_in_range(0, 100)
+    )
     ray_max_nodes: int | None = option("", "maximum of the autoscaling Ray pool", optional_int_in_range(1, 100))
-    infra_mode: str = option("apply", "apply (create or update), reuse (use the cluster as it is) or skip (no Azure calls)", choice(*INFRA_MODES))
+    infra_mode: str = option(
+        "apply", "apply (create or update), reuse (use the cluster as it is) or skip (no Azure calls)", choice(*INFRA_MODES)
+    )
     destroy_policy: str = option("always", "when to destroy the Azure resources: never, always or on-success", choice(*DESTROY_POLICIES))
     terraform_dir: Path = option(str(DEFAULT_TERRAFORM_DIR), "Terraform configuration to plan and apply", parse_path)
-    tf_backend_config: tuple[tuple[str, str], ...] = option("", "azurerm backend settings (key=value,...); empty: local state, for trials", parse_key_values)
+    tf_backend_config: tuple[tuple[str, str], ...] = option(
+        "", "azurerm backend settings (key=value,...); empty: local state, for trials", parse_key_values
+    )
     tags: tuple[tuple[str, str], ...] = option("", "extra tags on every Azure resource (k=v,...)", parse_key_values)
     expires_in_hours: int = option("24", "the expiry tag on created resources, so orphans can be found", int_in_range(1, 8760))
 
@@ -514,7 +549,9 @@ def cross_check(config: Config) -> list[str]:
         if script and not (training.training_dir / script).is_file():
             problems.append(f"--entrypoint: {script} is not in {training.training_dir}; fix the entrypoint or --training-dir")
     if training.data_dir is not None and not training.data_dir.is_dir():
-        problems.append(f"--data-dir: {training.data_dir} is not a directory; point it at the folder with the MNIST IDX files, or leave it empty")
+        problems.append(
+            f"--data-dir: {training.data_dir} is not a directory; point it at the folder with the MNIST IDX files, or leave it empty"
+        )
     if training.data_dir is not None and training.dataset == "sample":
         problems.append("--dataset: sample ignores --data-dir; drop one of the two")
     if (azure.ray_min_nodes is None) != (azure.ray_max_nodes is None):

@@ -55,7 +55,9 @@ def ray_executable() -> str:
     beside = Path(sys.executable).parent / "ray"
     found = str(beside) if beside.exists() else shutil.which("ray")
     if found is None:
-        raise OperationalError("Ray is not installed in this environment.", "install the training extra: pip install 'aks-ray-action[train]'")
+        raise OperationalError(
+            "Ray is not installed in this environment.", "install the training extra: pip install 'aks-ray-action[train]'"
+        )
     return found
 
 
@@ -118,21 +120,27 @@ class LocalRayHead:
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         }
         env.pop("RAY_AUTH_TOKEN", None)
-        log.info("starting a Ray head on 127.0.0.1 (dashboard port %d, %d CPUs, temp dir %s)", self.dashboard_port, self.cpus, self.temp_dir)
+        log.info(
+            "starting a Ray head on 127.0.0.1 (dashboard port %d, %d CPUs, temp dir %s)", self.dashboard_port, self.cpus, self.temp_dir
+        )
         with open(self.log_path, "ab") as stdout:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen(args, env=env, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                args, env=env, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         try:
             wait_until(self._ready, Deadline(min(120.0, deadline.remaining), "the local Ray head to start"), interval=0.5)
         except DeadlineExceeded as exc:
             self.stop()
-            raise OperationalError(f"{exc.message} See {self.log_path}.", "check that no firewall blocks loopback and that the machine has free memory") from exc
+            raise OperationalError(
+                f"{exc.message} See {self.log_path}.", "check that no firewall blocks loopback and that the machine has free memory"
+            ) from exc
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise OperationalError(f"`ray start` exited with code {self.process.returncode} before the head was up.")
-        request = urllib.request.Request(f"{self.dashboard_url}/api/version", headers=self.auth_headers)
+        request = urllib.request.Request(f"{self.dashboard_url}/api/version", headers=self.auth_headers)  # noqa: S310 (loopback, built here)
         try:
-            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 (a loopback http URL we built)
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
@@ -252,7 +260,11 @@ def run(cfg: Config) -> int:
             with gha.group("Start a local Ray head"), timings.phase("ray start"):
                 head.start(deadline)
             with gha.group("Submit the training job"), timings.phase("submit"):
-                client = retry(lambda: JobSubmissionClient(head.dashboard_url, headers=head.auth_headers), what="connecting to the Ray Jobs API", attempts=5)
+                client = retry(
+                    lambda: JobSubmissionClient(head.dashboard_url, headers=head.auth_headers),
+                    what="connecting to the Ray Jobs API",
+                    attempts=5,
+                )
                 data_dir = str(cfg.training.data_dir.resolve()) if cfg.training.data_dir else None
                 entrypoint = jobspec.entrypoint_command(cfg, str(artifacts_dir), data_dir)
                 outcome.job_id = retry(
@@ -289,7 +301,9 @@ def run(cfg: Config) -> int:
             if cfg.common.keep_cluster and head.process is not None:
                 announce_kept_cluster(head, outcome)
             else:
-                outcome.dashboard = "The local Ray cluster was stopped after the job; run again with `--keep-cluster` to keep its dashboard open."
+                outcome.dashboard = (
+                    "The local Ray cluster was stopped after the job; run again with `--keep-cluster` to keep its dashboard open."
+                )
                 with timings.phase("ray stop"):
                     head.stop()
                 copy_ray_logs(head.temp_dir, output_dir)
@@ -303,11 +317,10 @@ def run(cfg: Config) -> int:
 
 def collect(cfg: Config, client, outcome: RunOutcome, streamer: LogStreamer | None, artifacts_dir: Path, output_dir: Path) -> None:
     """job.log (whole, from Ray, or what was streamed) and model.pt, whatever state the job is in."""
-    if client is not None and outcome.job_id:
-        if outcome.status in (STOPPED, TIMED_OUT):
-            with contextlib.suppress(Exception):
-                client.stop_job(outcome.job_id)
-                wait_for_job(client, outcome.job_id, Deadline(30, "the job to stop"))
+    if client is not None and outcome.job_id and outcome.status in (STOPPED, TIMED_OUT):
+        with contextlib.suppress(Exception):
+            client.stop_job(outcome.job_id)
+            wait_for_job(client, outcome.job_id, Deadline(30, "the job to stop"))
     if streamer is not None:
         streamer.join(timeout=10)
     text = None

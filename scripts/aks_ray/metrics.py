@@ -84,5 +84,6 @@ def progress_line(record: dict[str, Any]) -> str | None:
             f"{record.get('samples_per_second', float('nan')):.0f} samples/s"
         )
     if kind == "dataset":
-        return f"dataset: {record.get('name')} ({record.get('train_size')} train / {record.get('test_size')} test images, from {record.get('source')})"
+        sizes = f"{record.get('train_size')} train / {record.get('test_size')} test images"
+        return f"dataset: {record.get('name')} ({sizes}, from {record.get('source')})"
     return None

@@ -99,7 +99,13 @@ def write_curves(path: Path, metrics: TrainingMetrics, title: str) -> None:
         loss_ax.plot(epochs, [e["test_loss"] for e in metrics.epochs], "s--", label="test loss")
         acc_ax.plot(epochs, [100 * e["test_accuracy"] for e in metrics.epochs], "o-", color="tab:green", label="test accuracy")
         for e in metrics.epochs[-1:]:
-            acc_ax.annotate(f"{100 * e['test_accuracy']:.2f}%", (e["epoch"], 100 * e["test_accuracy"]), textcoords="offset points", xytext=(0, 8), ha="center")
+            acc_ax.annotate(
+                f"{100 * e['test_accuracy']:.2f}%",
+                (e["epoch"], 100 * e["test_accuracy"]),
+                textcoords="offset points",
+                xytext=(0, 8),
+                ha="center",
+            )
         loss_ax.legend()
         acc_ax.legend(loc="lower right")
         for ax in (loss_ax, acc_ax):
@@ -141,10 +147,16 @@ def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path)
         "",
     ]
     if doc["epochs"]:
-        lines += ["### Per epoch", "", "| epoch | train loss | test loss | test accuracy | seconds | samples/s |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "### Per epoch",
+            "",
+            "| epoch | train loss | test loss | test accuracy | seconds | samples/s |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for e in doc["epochs"]:
             lines.append(
-                f"| {e['epoch']} | {e['train_loss']:.4f} | {e['test_loss']:.4f} | {100 * e['test_accuracy']:.2f}% | {e['seconds']:.1f} | {e['samples_per_second']:,.0f} |"
+                f"| {e['epoch']} | {e['train_loss']:.4f} | {e['test_loss']:.4f} | {100 * e['test_accuracy']:.2f}% "
+                f"| {e['seconds']:.1f} | {e['samples_per_second']:,.0f} |"
             )
         lines.append("")
     if outcome.timings.phases:
@@ -182,7 +194,9 @@ def write_outputs(cfg: Config, outcome: RunOutcome) -> dict[str, Any]:
     if metrics.dataset and metrics.dataset.get("warning"):
         gha.warning(metrics.dataset["warning"], title="aks-ray: not the full MNIST set")
     (output_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    (output_dir / "timings.json").write_text(json.dumps({**outcome.timings.phases, "total": outcome.timings.total}, indent=2) + "\n", encoding="utf-8")
+    (output_dir / "timings.json").write_text(
+        json.dumps({**outcome.timings.phases, "total": outcome.timings.total}, indent=2) + "\n", encoding="utf-8"
+    )
     try:
         write_curves(output_dir / "training-curves.png", metrics, f"MNIST CNN on Ray ({outcome.target}): {outcome.status}")
     except Exception as exc:  # a plot is never worth failing a run, or losing the summary over

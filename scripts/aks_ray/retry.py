@@ -78,7 +78,8 @@ def retry(
         except retry_on as exc:
             if attempt == attempts or not is_transient(exc):
                 raise
-            wait = min(max_delay, delay) * (0.5 + random.random() / 2)
+            # Jitter spreads retries of concurrent runs; it needs no cryptographic randomness.
+            wait = min(max_delay, delay) * (0.5 + random.random() / 2)  # noqa: S311
             log.warning("%s failed (attempt %d of %d): %s; retrying in %.1f s", what, attempt, attempts, exc, wait)
             sleep(wait)
             delay *= 2

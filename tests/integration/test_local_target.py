@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray", reason="the local target needs the training extra: pip install -e '.[train]'")
-import torch  # noqa: E402
+import torch
 
-from aks_ray import local  # noqa: E402
-from aks_ray.cli import main  # noqa: E402
+from aks_ray import local
+from aks_ray.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,9 @@ def test_trains_on_the_sample_and_writes_every_output(tmp_path, monkeypatch, kno
     monkeypatch.setenv("GITHUB_OUTPUT", str(github_output))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
 
-    code = main(["run", "--target", "local", "--dataset", "sample", "--epochs", "2", "--workers", "2", "--output-dir", str(out), "--timeout", "10m"])
+    code = main(
+        ["run", "--target", "local", "--dataset", "sample", "--epochs", "2", "--workers", "2", "--output-dir", str(out), "--timeout", "10m"]
+    )
 
     assert code == 0
     for name in ("job.log", "metrics.json", "model.pt", "training-curves.png", "timings.json", "summary.md"):
@@ -128,7 +130,18 @@ def test_ctrl_c_stops_everything_and_keeps_partial_outputs(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "AKS_RAY_"))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "aks_ray.cli", "run", "--training-dir", str(training), "--entrypoint", "python train.py", "--output-dir", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "aks_ray.cli",
+            "run",
+            "--training-dir",
+            str(training),
+            "--entrypoint",
+            "python train.py",
+            "--output-dir",
+            str(out),
+        ],
         stderr=subprocess.PIPE,
         text=True,
         env=env,

@@ -35,7 +35,9 @@ def test_flag_beats_environment_which_beats_default():
 def test_fallback_environment_names_are_read():
     subscription = "00000000-0000-0000-0000-000000000001"
     assert load(env={"ARM_SUBSCRIPTION_ID": subscription}).azure.azure_subscription_id == subscription
-    assert load(env={"AKS_RAY_AZURE_SUBSCRIPTION_ID": subscription, "ARM_SUBSCRIPTION_ID": "bad"}).azure.azure_subscription_id == subscription
+    assert (
+        load(env={"AKS_RAY_AZURE_SUBSCRIPTION_ID": subscription, "ARM_SUBSCRIPTION_ID": "bad"}).azure.azure_subscription_id == subscription
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,7 +64,9 @@ def test_every_problem_is_reported_at_once():
         assert name in text
 
 
-@pytest.mark.parametrize("value", ["x; rm -rf /", "$(id)", "`id`", "a|b", "a&b", "a>b"], ids=["semicolon", "dollar", "backtick", "pipe", "ampersand", "redirect"])
+@pytest.mark.parametrize(
+    "value", ["x; rm -rf /", "$(id)", "`id`", "a|b", "a&b", "a>b"], ids=["semicolon", "dollar", "backtick", "pipe", "ampersand", "redirect"]
+)
 def test_shell_metacharacters_are_refused_in_any_input(value):
     with pytest.raises(ConfigError) as caught:
         load(env={"AKS_RAY_ENTRYPOINT": value})
@@ -73,7 +77,7 @@ def test_shell_metacharacters_are_refused_in_any_input(value):
 def test_missing_training_dir_and_entrypoint_are_caught(tmp_path):
     with pytest.raises(ConfigError, match="--training-dir"):
         load(["--training-dir", str(tmp_path / "nope")])
-    with pytest.raises(ConfigError, match="train.py is not in"):
+    with pytest.raises(ConfigError, match=r"train\.py is not in"):
         load(["--training-dir", str(tmp_path), "--entrypoint", "python train.py"])
 
 

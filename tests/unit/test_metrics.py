@@ -10,8 +10,25 @@ from aks_ray import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
-EPOCH_1 = {"kind": "epoch", "epoch": 1, "epochs": 2, "train_loss": 0.3, "test_loss": 0.1, "test_accuracy": 0.97, "seconds": 10.0, "samples_per_second": 6000.0}
-EPOCH_2 = {**EPOCH_1, "epoch": 2, "train_loss": 0.1, "test_loss": 0.05, "test_accuracy": 0.985, "seconds": 8.0, "samples_per_second": 7500.0}
+EPOCH_1 = {
+    "kind": "epoch",
+    "epoch": 1,
+    "epochs": 2,
+    "train_loss": 0.3,
+    "test_loss": 0.1,
+    "test_accuracy": 0.97,
+    "seconds": 10.0,
+    "samples_per_second": 6000.0,
+}
+EPOCH_2 = {
+    **EPOCH_1,
+    "epoch": 2,
+    "train_loss": 0.1,
+    "test_loss": 0.05,
+    "test_accuracy": 0.985,
+    "seconds": 8.0,
+    "samples_per_second": 7500.0,
+}
 DATASET = {"kind": "dataset", "name": "mnist", "source": "data-dir", "train_size": 60000, "test_size": 10000}
 
 
@@ -50,7 +67,11 @@ def test_duplicated_lines_and_retried_attempts_keep_one_record_per_epoch():
 
 def test_the_final_record_wins_over_the_epochs():
     final = {"kind": "final", "test_accuracy": 0.99, "train_seconds": 30.0, "samples_per_second": 4000.0}
-    assert metrics.parse_log([line(EPOCH_1), line(final)]).final_block() == {"test_accuracy": 0.99, "train_seconds": 30.0, "samples_per_second": 4000.0}
+    assert metrics.parse_log([line(EPOCH_1), line(final)]).final_block() == {
+        "test_accuracy": 0.99,
+        "train_seconds": 30.0,
+        "samples_per_second": 4000.0,
+    }
 
 
 def test_no_records_give_an_empty_final_block():

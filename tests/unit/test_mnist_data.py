@@ -51,7 +51,11 @@ def test_a_missing_file_names_itself_and_the_fix(tmp_path):
 
 @pytest.mark.parametrize(
     ("raw", "message"),
-    [(b"\x00\x00", "too short"), (b"\x00\x00\x09\x99" + b"\x00" * 8, "not an MNIST IDX"), (b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + b"\x01\x02", "truncated")],
+    [
+        (b"\x00\x00", "too short"),
+        (b"\x00\x00\x09\x99" + b"\x00" * 8, "not an MNIST IDX"),
+        (b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + b"\x01\x02", "truncated"),
+    ],
     ids=["short", "bad-magic", "truncated"],
 )
 def test_corrupt_idx_is_refused(raw, message):
@@ -110,7 +114,7 @@ def test_unreachable_mirror_falls_back_to_the_sample_loudly(mirror, tmp_path):
 
 def test_unreachable_mirror_without_fallback_fails_with_the_fix(mirror, tmp_path):
     _, url = mirror
-    with pytest.raises(mnist_data.DataError, match="cannot download MNIST.*Fix"):
+    with pytest.raises(mnist_data.DataError, match=r"cannot download MNIST.*Fix"):
         mnist_data.load_mnist(None, url, tmp_path / "cache", dataset="full")
 
 
@@ -122,7 +126,10 @@ def test_the_sample_on_request_still_carries_the_warning(tmp_path):
 FULL = ROOT.parent / "shared" / "data" / "mnist"
 
 
-@pytest.mark.skipif(not FULL.is_dir(), reason="the full MNIST set is not beside the project (../shared/data/mnist); only CI machines of this project have it")
+@pytest.mark.skipif(
+    not FULL.is_dir(),
+    reason="the full MNIST set is not beside the project (../shared/data/mnist); only CI machines of this project have it",
+)
 def test_the_full_set_loads_with_the_published_checksums():
     data = mnist_data.load_folder(FULL, "mnist", str(FULL))
     assert data.train_images.shape == (60000, 28, 28) and data.test_images.shape == (10000, 28, 28)

@@ -9,16 +9,45 @@ import pytest
 from aks_ray import config, report
 from aks_ray.metrics import METRICS_PREFIX
 
-DATASET = {"kind": "dataset", "name": "mnist-sample", "source": "bundled sample", "train_size": 1000, "test_size": 500, "warning": "Trained on the bundled MNIST SAMPLE"}
+DATASET = {
+    "kind": "dataset",
+    "name": "mnist-sample",
+    "source": "bundled sample",
+    "train_size": 1000,
+    "test_size": 500,
+    "warning": "Trained on the bundled MNIST SAMPLE",
+}
 EPOCHS = [
-    {"kind": "epoch", "epoch": 1, "epochs": 2, "train_loss": 1.2, "test_loss": 0.8, "test_accuracy": 0.81, "seconds": 3.0, "samples_per_second": 400.0},
-    {"kind": "epoch", "epoch": 2, "epochs": 2, "train_loss": 0.6, "test_loss": 0.5, "test_accuracy": 0.88, "seconds": 2.0, "samples_per_second": 500.0},
+    {
+        "kind": "epoch",
+        "epoch": 1,
+        "epochs": 2,
+        "train_loss": 1.2,
+        "test_loss": 0.8,
+        "test_accuracy": 0.81,
+        "seconds": 3.0,
+        "samples_per_second": 400.0,
+    },
+    {
+        "kind": "epoch",
+        "epoch": 2,
+        "epochs": 2,
+        "train_loss": 0.6,
+        "test_loss": 0.5,
+        "test_accuracy": 0.88,
+        "seconds": 2.0,
+        "samples_per_second": 500.0,
+    },
 ]
 
 
 @pytest.fixture
 def cfg(tmp_path):
-    env = {"AKS_RAY_OUTPUT_DIR": str(tmp_path / "out"), "GITHUB_OUTPUT": str(tmp_path / "gh_output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "gh_summary")}
+    env = {
+        "AKS_RAY_OUTPUT_DIR": str(tmp_path / "out"),
+        "GITHUB_OUTPUT": str(tmp_path / "gh_output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "gh_summary"),
+    }
     return config.load({}, env)
 
 
