@@ -99,8 +99,10 @@ def test_self_test_workflow_passes_under_act(tmp_path):
         command += ["--local-repository", f"{uses}={STAND_IN}"]
 
     # HOME in tmp_path: act reads no ~/.actrc and leaves nothing behind; the rest of the environment
-    # (PATH with python3, pip's settings) is the runner's, as on a self-hosted runner.
-    env = {**os.environ, "HOME": str(home)}
+    # (pip's settings, tools on PATH) is the runner's, as on a self-hosted runner. The action's python3
+    # is the interpreter under this venv: a shim (pyenv's) may look for its versions under HOME.
+    python_dir = Path(sys.base_prefix) / "bin"
+    env = {**os.environ, "HOME": str(home), "PATH": f"{python_dir}{os.pathsep}{os.environ['PATH']}"}
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
