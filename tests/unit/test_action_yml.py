@@ -29,14 +29,15 @@ OPTIONS = {config.flag_name(f): f for section in config.SECTIONS.values() for f 
 AKS_RAY_CALL = re.compile(r'(?:"\$ACTION_VENV_BIN/aks-ray"|"\$PYTHON" -m aks_ray\.cli) ([a-z]+(?: [a-z]+)?)')
 
 
-def _load_action_docs():
-    spec = importlib.util.spec_from_file_location("action_docs", ROOT / "scripts" / "tools" / "action_docs.py")
+def _load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-action_docs = _load_action_docs()
+action_docs = _load_tool("action_docs")
+action_env = _load_tool("action_env")
 
 
 def stated_default(field: dataclasses.Field) -> str:
@@ -131,7 +132,17 @@ def test_step_passes_every_option_its_command_reads(step, words):
         if config.flag_name(f) not in CLI_ONLY_OPTIONS
     }
     given = {name for name in step.get("env", {}) if name.startswith(config.ENV_PREFIX)}
-    assert given == expected, f"missing {sorted(expected - given)}, extra {sorted(given - expected)}"
+    assert given == expected, f"missing {sorted(expected - given)}, extra {sorted(given - expected)}: run scripts/tools/action_env.py"
+
+
+def test_env_blocks_are_what_action_env_writes():
+    assert set(action_env.CLI_ONLY_OPTIONS) == set(CLI_ONLY_OPTIONS)
+    assert action_env.sync(ACTION_TEXT) == ACTION_TEXT, "run: python scripts/tools/action_env.py"
+
+
+def test_action_env_restores_a_dropped_variable():
+    dropped = ACTION_TEXT.replace("        AKS_RAY_EPOCHS: ${{ inputs.epochs }}\n", "", 1)
+    assert dropped != ACTION_TEXT and action_env.sync(dropped) == ACTION_TEXT
 
 
 def test_the_pipeline_runs_in_order():
