@@ -317,7 +317,11 @@ def render_run(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
 
 
 def to_yaml(objects: Iterable[dict[str, Any]]) -> str:
-    """Multi-document YAML, as `kubectl apply -f -` reads it."""
+    """Multi-document YAML, as `kubectl create -f -` (or `kubectl apply --server-side -f -`) reads it.
+
+    Client-side `kubectl apply` would refuse the ConfigMap: it copies the whole
+    object into an annotation, which may hold 256 KiB at most.
+    """
     # libyaml's dumper when PyYAML has it: the operator's CRDs are tens of thousands of lines.
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return "".join("---\n" + yaml.dump(obj, Dumper=dumper, sort_keys=False, width=120) for obj in objects)
