@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from . import gha, kube, retry, versions
+from . import diagnose, gha, kube, retry, versions
 from .config import PROJECT_ROOT, Config
-from .errors import OperationalError, UserError
+from .errors import DeadlineExceeded, OperationalError, UserError
 from .rayjob import MANIFESTS_DIR
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,15 @@ RELEASE_NAME = "kuberay-operator"
 VALUES_FILE = MANIFESTS_DIR / "kuberay-values.yaml"
 REQUIRED_CRDS = ("rayjobs.ray.io", "rayclusters.ray.io")
 OPERATOR_DEPLOYMENT = "kuberay-operator"  # the chart's fullnameOverride
+OPERATOR_POD_SELECTOR = "app.kubernetes.io/name=kuberay-operator"
+# The operator's own fixes where diagnose's (written for the Ray pods) would name the wrong option.
+OPERATOR_FIXES = {
+    "image pull failed": (
+        "the nodes must reach quay.io for the operator image; on a cluster without internet, load that image "
+        "into the nodes or mirror it and set image.repository in manifests/kuberay-values.yaml."
+    ),
+    "not enough room in the cluster": "the operator asks for little (manifests/kuberay-values.yaml); add a node or free one.",
+}
 READY_DEADLINE_SECONDS = 300
 HELM_TIMEOUT = "5m"
 TOOLS_HELM = PROJECT_ROOT / ".tools" / "bin" / "helm"
@@ -120,7 +129,7 @@ def install(cfg: Config) -> bool:
             if not await client.should_install_or_upgrade_release(current, chart, values):
                 return False, current
             revision = await client.install_or_upgrade_release(
-                RELEASE_NAME, chart, values, namespace=namespace, create_namespace=True, atomic=True, wait=False, timeout=HELM_TIMEOUT
+                RELEASE_NAME, chart, values, namespace=namespace, create_namespace=True, wait=False, timeout=HELM_TIMEOUT
             )
             return True, revision
         except HelmError as exc:
@@ -176,15 +185,25 @@ def wait_ready(cfg: Config, seconds: float = READY_DEADLINE_SECONDS) -> None:
             log.info("waiting for the KubeRay operator: %s", "; ".join(missing))
         return not missing
 
-    retry.wait_until(
-        ready,
-        deadline,
-        interval=3.0,
-        fix=(
-            f"look at the operator pod: kubectl -n {namespace} describe pod -l "
-            "app.kubernetes.io/name=kuberay-operator (image pull? no room?)."
-        ),
-    )
+    try:
+        retry.wait_until(
+            ready,
+            deadline,
+            interval=3.0,
+            fix=f"look at the operator pod: kubectl -n {namespace} describe pod -l {OPERATOR_POD_SELECTOR}",
+        )
+    except DeadlineExceeded:
+        # Say why, in plain words: the usual causes are an image that cannot be pulled and no room.
+        try:
+            pods = kube.list_pods(api, namespace, OPERATOR_POD_SELECTOR)
+            names = {p["metadata"]["name"] for p in pods}
+            events = [e for e in kube.list_events(api, namespace) if (e.get("involvedObject") or {}).get("name") in names]
+            for finding in diagnose.pod_findings(pods) + diagnose.event_findings(events):
+                fix = OPERATOR_FIXES.get(finding.title, finding.fix)
+                gha.error(f"{finding.message} Fix: {fix}", title=f"aks-ray: KubeRay operator: {finding.title}")
+        except Exception as exc:
+            log.warning("could not look at the operator pods: %s", exc)
+        raise
     log.info(
         "KubeRay operator ready in %.0f s: CRDs established, Deployment %s/%s available", deadline.elapsed, namespace, OPERATOR_DEPLOYMENT
     )
