@@ -113,7 +113,17 @@ def api_message(exc: BaseException) -> str:
 def call(what: str, fn: Callable[[], T], attempts: int = 5, sleep: Callable[[float], None] | None = None) -> T:
     """One API call, retried on transient failures only."""
     kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
-    return retry.retry(fn, what=what, attempts=attempts, first_delay=1.0, max_delay=10.0, is_transient=is_transient, **kwargs)
+    try:
+        return retry.retry(fn, what=what, attempts=attempts, first_delay=1.0, max_delay=10.0, is_transient=is_transient, **kwargs)
+    except Exception as exc:
+        if status_of(exc) is None and is_transient(exc):
+            # The API server stayed unreachable through every retry: the cluster, not aks-ray.
+            raise OperationalError(
+                f"the Kubernetes API server did not answer ({what}): {str(exc).splitlines()[0][:300]}",
+                "check that the cluster is up and that the kubeconfig is current (kubectl get nodes); "
+                "a cluster that was re-created has new certificates, so fetch its kubeconfig again.",
+            ) from exc
+        raise
 
 
 def get_or_none(what: str, fn: Callable[[], T]) -> T | None:

@@ -238,3 +238,39 @@ def test_chart_source_repository_local_and_missing(tmp_path):
     assert operator.chart_source(make_cfg(tmp_path, AKS_RAY_KUBERAY_CHART=str(chart))).repo is None
     with pytest.raises(UserError, match="--kuberay-chart"):
         operator.chart_source(make_cfg(tmp_path, AKS_RAY_KUBERAY_CHART=str(tmp_path / "nope")))
+
+
+# ---------------------------------------------------------------- kube.call
+
+
+def test_api_unreachable_through_every_retry_is_operational_not_a_traceback():
+    from aks_ray import kube
+    from aks_ray.errors import OperationalError
+
+    calls = []
+
+    def refused():
+        calls.append(1)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    with pytest.raises(OperationalError, match="did not answer") as excinfo:
+        kube.call("read RayJob aks-ray/x", refused, attempts=3, sleep=lambda s: None)
+    assert len(calls) == 3
+    assert "kubeconfig" in excinfo.value.fix
+
+
+def test_api_errors_that_are_answers_are_not_retried():
+    from kubernetes.client.exceptions import ApiException
+
+    from aks_ray import kube
+
+    calls = []
+
+    def forbidden():
+        calls.append(1)
+        raise ApiException(status=403, reason="Forbidden")
+
+    with pytest.raises(ApiException):
+        kube.call("create RayJob", forbidden, attempts=5, sleep=lambda s: None)
+    assert len(calls) == 1
+    assert kube.is_transient(ApiException(status=503)) and not kube.is_transient(ApiException(status=404))
