@@ -274,3 +274,39 @@ def test_api_errors_that_are_answers_are_not_retried():
         kube.call("create RayJob", forbidden, attempts=5, sleep=lambda s: None)
     assert len(calls) == 1
     assert kube.is_transient(ApiException(status=503)) and not kube.is_transient(ApiException(status=404))
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def test_dashboard_is_a_localhost_port_forward_to_the_head_service(tmp_path):
+    from aks_ray import dashboard
+    from aks_ray.rayjob import RunIdentity
+
+    cfg = make_cfg(tmp_path, AKS_RAY_KUBECONFIG=str(tmp_path / "kc"), AKS_RAY_KUBE_CONTEXT="ci")
+    run = RunIdentity(JOB, "team-a", {})
+    args = dashboard.port_forward_args(cfg, run)
+    assert args == [
+        "kubectl",
+        "--kubeconfig",
+        str(tmp_path / "kc"),
+        "--context",
+        "ci",
+        "port-forward",
+        "--address",
+        "127.0.0.1",
+        "-n",
+        "team-a",
+        f"service/{JOB}-head-svc",
+        "8265:8265",
+    ]
+    paragraph = dashboard.summary_paragraph(cfg, run, kept=False)
+    assert dashboard.command_line(cfg, run) in paragraph
+    assert "auth_token" in paragraph and "never exposed publicly" in paragraph
+
+
+def test_kept_cluster_is_not_deleted_and_the_dashboard_is_announced(tmp_path, capsys):
+    cfg = make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true", KUBECONFIG=str(tmp_path / "missing-kubeconfig"))
+    RunState(job_name=JOB, namespace="aks-ray").save(cfg.output_dir)
+    assert cleanup.main(cfg, ("cleanup",)) == 0, "no cluster is contacted when the cluster is kept"
+    assert "--keep-cluster" in capsys.readouterr().err
