@@ -18,7 +18,12 @@ def main(cfg: Config, words: tuple[str, ...]) -> int:
     t = cfg.training
     log.info(
         "inputs are valid: target=%s, %d worker(s) x %d CPU, %d epoch(s), batch size %d, timeout %d s",
-        cfg.target, t.workers, t.cpus_per_worker, t.epochs, t.batch_size, cfg.common.timeout,
+        cfg.target,
+        t.workers,
+        t.cpus_per_worker,
+        t.epochs,
+        t.batch_size,
+        cfg.common.timeout,
     )
     gha.set_outputs(cfg.github.output, {"target": cfg.target})
     return 0
