@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -134,3 +135,25 @@ def test_release_moves_the_major_tag():
     assert document["permissions"] == {"contents": "write"}
     run = "\n".join(s.get("run", "") for _, s in steps(document))
     assert 'git tag --force "$major" HEAD' in run and 'git push --force origin "refs/tags/$major"' in run
+
+
+def action_steps(path: Path):
+    for job_id, step in steps(load(path)):
+        if step.get("uses") in ("./", PUBLISHED_ACTION) and not step.get("continue-on-error"):
+            yield pytest.param(step, id=f"{path.name}:{job_id}")
+
+
+@pytest.mark.parametrize("step", [*action_steps(WORKFLOW_DIR / "self-test.yml"), *action_steps(EXAMPLE)])
+def test_the_inputs_a_workflow_gives_the_action_validate(step, monkeypatch, tmp_path):
+    """What the self-test and the example pass would get through the action's validate step."""
+    from aks_ray import cli, config
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("AKS_RAY_OUTPUT_DIR", str(tmp_path / "out"))
+    options = {config.flag_name(f): config.env_name(f) for s in config.SECTIONS.values() for f in dataclasses.fields(s)}
+    for name, value in step["with"].items():
+        if name in options:
+            # Repository variables hold the Azure IDs; other expressions are a pull request's number.
+            value = re.sub(r"\$\{\{ vars\.AZURE_\w+ \}\}", "00000000-0000-0000-0000-000000000001", str(value))
+            monkeypatch.setenv(options[name], re.sub(r"\$\{\{[^}]*\}\}", "1", value))
+    assert cli.main(["validate"]) == 0
