@@ -26,7 +26,11 @@ check() {
 
 rayjob_doc() { sed "s|@RAY_IMAGE@|$RAY_IMAGE_ALIAS|g" "$CLUSTER_DIR/manifests/smoke-rayjob.yaml"; }
 
-crds_apply() { kubectl_ apply --server-side -f "$CHART/crds" && kubectl_ wait --for condition=established --timeout=60s crd/rayjobs.ray.io; }
+crds_apply() {
+  kubectl_ apply --server-side -f "$CHART/crds" &&
+    wait_for "the RayJob CRD to be established" 60 \
+      kubectl_ wait --for condition=established --timeout=5s crd/rayjobs.ray.io crd/rayclusters.ray.io
+}
 rayjob_valid() { rayjob_doc | kubectl_ -n default apply --dry-run=server -f -; }
 rayjob_invalid_refused() {
   local out
@@ -72,7 +76,9 @@ rayjob_succeeds() {
 main() {
   local stage="${1:-$(cat "$STATE_DIR/stage" 2>/dev/null || echo none)}"
   case "$stage" in control-plane | node | full) ;; *) die "no cluster is up (stage '$stage')" ;; esac
-  kubectl_ create namespace "$NS" --dry-run=client -o yaml | kubectl_ apply -f - >/dev/null
+  # A namespace left by an earlier run goes first, with everything in it.
+  kubectl_ delete namespace "$NS" --ignore-not-found --timeout=180s >/dev/null
+  kubectl_ create namespace "$NS" >/dev/null
   check "KubeRay CRDs apply and are established" crds_apply
   check "a RayJob passes server-side validation" rayjob_valid
   check "a malformed RayJob is refused by the API server" rayjob_invalid_refused
