@@ -143,7 +143,9 @@ def action_steps(path: Path):
             yield pytest.param(step, id=f"{path.name}:{job_id}")
 
 
-@pytest.mark.parametrize("step", [*action_steps(WORKFLOW_DIR / "self-test.yml"), *action_steps(EXAMPLE)])
+@pytest.mark.parametrize(
+    "step", [*action_steps(WORKFLOW_DIR / "self-test.yml"), *action_steps(WORKFLOW_DIR / "e2e-kind.yml"), *action_steps(EXAMPLE)]
+)
 def test_the_inputs_a_workflow_gives_the_action_validate(step, monkeypatch, tmp_path):
     """What the self-test and the example pass would get through the action's validate step."""
     from aks_ray import cli, config
