@@ -344,6 +344,9 @@ class Terraform:
         self.run("init", init_args(self.cfg))
 
     def plan(self) -> PlanSummary:
+        # A plan left by an earlier run must never be the one a later apply finds.
+        for stale in (PLAN_FILE, PLAN_SUMMARY_FILE):
+            (self.work / stale).unlink(missing_ok=True)
         result = self.run("plan", plan_args(self.work), ok=(0, 2))
         if result.returncode == 0:
             summary = PlanSummary()

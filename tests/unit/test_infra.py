@@ -373,3 +373,16 @@ def test_warnings_around_the_json_do_not_break_reading_it(tmp_path, tf):
 
     assert summary.counts["add"] == 4
     assert outputs["cluster_name"] == "aksray-aks"
+
+
+def test_a_failed_plan_leaves_no_earlier_plan_for_apply(tmp_path, tf):
+    cfg = load(tmp_path, tf)
+    infra.plan(cfg, preflight_check=False)
+    tf.exit("plan", 1)
+
+    with pytest.raises(OperationalError):
+        infra.plan(cfg, preflight_check=False)
+    with pytest.raises(UserError, match="no saved plan"):
+        infra.apply(cfg)
+
+    assert "apply" not in tf.commands()
