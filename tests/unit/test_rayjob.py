@@ -168,7 +168,15 @@ def test_deletion_waits_for_collection_unless_kept(tmp_path):
     rules = job["spec"]["deletionStrategy"]["deletionRules"]
     assert {r["policy"] for r in rules} == {"DeleteCluster"}
     assert all(r["condition"]["ttlSeconds"] >= 600 for r in rules), "the head must outlive collection"
+    # KubeRay's own validation of deletionRules (ValidateRayJobSpec, beyond the CRD's CEL rules):
+    # not with shutdownAfterJobFinishes, one rule per (condition, policy), TTLs Workers <= Cluster <= Self.
     assert "shutdownAfterJobFinishes" not in job["spec"]
+    keys = [(tuple(sorted((k, v) for k, v in r["condition"].items() if k != "ttlSeconds")), r["policy"]) for r in rules]
+    assert len(keys) == len(set(keys))
+    order = ["DeleteWorkers", "DeleteCluster", "DeleteSelf"]
+    for condition in {k for k, _ in keys}:
+        ttls = [r["condition"]["ttlSeconds"] for p in order for r in rules if r["policy"] == p and (condition, p) in keys]
+        assert ttls == sorted(ttls)
     kept = render(make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true"))[1][2]
     assert "deletionStrategy" not in kept["spec"]
 
