@@ -176,6 +176,40 @@ def _event_time(event: dict[str, Any]) -> str:
     return str(event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get("creationTimestamp") or "")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAY_OOM_NODE = re.compile(r"Memory on the node \(IP: ([0-9a-fA-F.:]+)[^)]*\) was ([0-9.]+ ?[KMGT]?i?B) used / ([0-9.]+ ?[KMGT]?i?B) limit")
+_RAY_OOM_COUNT = re.compile(r"(\d+) Workers \(tasks / actors\) killed due to memory pressure \(OOM\).*?IP: ([0-9a-fA-F.:]+)\)")
+
+
+def ray_oom_findings(lines: Iterable[str], pods: Iterable[dict[str, Any]] = ()) -> list[Finding]:
+    """Ray's own memory monitor killing workers: Kubernetes never sees an OOMKilled container then."""
+    by_ip = {(pod.get("status") or {}).get("podIP"): pod for pod in pods}
+    usage: dict[str, str] = {}
+    killed: dict[str, int] = {}
+    for raw in lines:
+        line = _ANSI.sub("", raw)
+        if match := _RAY_OOM_NODE.search(line):
+            usage[match[1]] = f"{match[2]} used of a {match[3]} limit"
+        elif match := _RAY_OOM_COUNT.search(line):
+            killed[match[2]] = max(killed.get(match[2], 0), int(match[1]))
+    findings = []
+    for ip in list(dict.fromkeys([*usage, *killed])):
+        pod = by_ip.get(ip)
+        role = _role(pod) if pod else "Ray"
+        where = f"the {role} pod {_name(pod)}" if pod else f"the Ray node {ip}"
+        count = f"{killed[ip]} worker(s)" if ip in killed else "workers"
+        detail = f" ({usage[ip]})" if ip in usage else ""
+        option = _memory_option(role) if pod else "--head-memory or --memory-per-worker"
+        findings.append(
+            Finding(
+                "out of memory",
+                f"Ray's memory monitor killed {count} on {where}{detail}: the pod is near its memory limit.",
+                f"raise {option}, or lower --batch-size.",
+            )
+        )
+    return findings
+
+
 def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ()) -> list[Finding]:
     """The RayJob's own verdict (reason and message) and what the driver's log says."""
     if not rayjob:
@@ -245,7 +279,14 @@ def diagnose(
     log_tail: Iterable[str] = (),
 ) -> list[Finding]:
     """Every finding, the most specific first, without duplicates."""
-    findings = pod_findings(pods) + event_findings(events) + status_findings(rayjob, log_tail)
+    pods, log_tail = list(pods), list(log_tail)
+    message_lines = (((rayjob or {}).get("status") or {}).get("message") or "").splitlines()
+    findings = (
+        pod_findings(pods) + ray_oom_findings(log_tail + message_lines, pods) + event_findings(events) + status_findings(rayjob, log_tail)
+    )
+    if any(f.title == "out of memory" for f in findings):
+        # The training "failed" because its workers were killed: the memory finding says it better.
+        findings = [f for f in findings if f.title != "training failed"]
     unique: list[Finding] = []
     for finding in findings:
         if finding not in unique:

@@ -299,7 +299,7 @@ def wait(cfg: Config, state: RunState | None = None) -> JobState:
             except DeadlineExceeded:
                 state.verdict = report.TIMED_OUT
                 state.save(cfg.output_dir)
-                report_findings(gather_diagnostics(api, state, report.read_job_log(cfg.output_dir)[-200:]))
+                report_findings(gather_diagnostics(api, state, report.read_job_log(cfg.output_dir)[-500:]))
                 raise
     finally:
         follower.stop()
@@ -308,7 +308,7 @@ def wait(cfg: Config, state: RunState | None = None) -> JobState:
     if final.succeeded:
         log.info("RayJob %s/%s succeeded in %.0f s", state.namespace, state.job_name, deadline.elapsed)
         return final
-    report_findings(gather_diagnostics(api, state, report.read_job_log(cfg.output_dir)[-200:]))
+    report_findings(gather_diagnostics(api, state, report.read_job_log(cfg.output_dir)[-500:]))
     raise OperationalError(
         f"RayJob {state.namespace}/{state.job_name} ended {final.deployment} (job {final.job_status or 'not started'}"
         f"{', reason ' + final.reason if final.reason else ''}): {final.message[:300]}",

@@ -46,7 +46,8 @@ def run_env(cluster, namespace, chart, helm_on_path, tmp_path):
             "AKS_RAY_OUTPUT_DIR": str(tmp_path / "out"),
             "AKS_RAY_WORKERS": "1",
             "AKS_RAY_EPOCHS": "1",
-            "AKS_RAY_HEAD_MEMORY": "2Gi",
+            # The head keeps its default (3Gi): with 2Gi, Ray's memory monitor kills the
+            # driver's workers (seen on the project's test cluster).
             "AKS_RAY_MEMORY_PER_WORKER": "2Gi",
             "AKS_RAY_TIMEOUT": TIMEOUT,
         }

@@ -228,3 +228,16 @@ SCHEDULED = event(
     "Pod", HEAD_POD, "Scheduled", f"Successfully assigned {NAMESPACE}/{HEAD_POD} to aks-ray-12345678-vmss000000", type_="Normal"
 )
 OTHER_RUN_EVENT = event("Pod", "aks-ray-9999-ffffff-abcde-head-zzzzz", "FailedScheduling", "0/1 nodes are available: 1 Insufficient cpu.")
+
+
+# Ray's memory monitor at work on a 2Gi head pod (lines as the submitter's log shows them, colour codes included).
+RAY_OOM_LOG = [
+    "\x1b[33m(raylet)\x1b[0m [2026-11-25 20:59:24,468 E 299 299] (raylet) node_manager.cc:3517: 3 Workers (tasks / actors) killed due to "
+    "memory pressure (OOM), 0 Workers crashed due to other reasons at node (ID: 15c2231d56a42503a354af27096555bff7754b1f0f3a092e52efd9c8, "
+    "IP: 10.244.0.4) over the last time period.",
+    "\x1b[36m(RayTrainWorker pid=142, ip=10.244.0.6)\x1b[0m ray.exceptions.OutOfMemoryError: 2 worker(s) were killed due to the node "
+    "running low on memory. Memory on the node (IP: 10.244.0.4, ID: 15c2231d56a42503a354af27096555bff7754b1f0f3a092e52efd9c8) "
+    "was 1.90GB used / 2.00GB limit (0.951132)",
+]
+HEAD_AT_10_244_0_4 = copy.deepcopy(HEALTHY_HEAD)
+HEAD_AT_10_244_0_4["status"]["podIP"] = "10.244.0.4"

@@ -11,6 +11,7 @@ from kuberay_objects import (
     FAILED_SCHEDULING_CPU_GPU,
     FAILED_SCHEDULING_MEMORY,
     FAILED_SCHEDULING_TAINT,
+    HEAD_AT_10_244_0_4,
     HEALTHY_HEAD,
     IMAGE_PULL_BACKOFF,
     JOB,
@@ -18,6 +19,7 @@ from kuberay_objects import (
     OOM_KILLED_WORKER,
     OTHER_RUN_EVENT,
     PRE_RUNNING_DEADLINE,
+    RAY_OOM_LOG,
     RUNNING,
     RUNTIME_ENV_FAILED,
     SCHEDULED,
@@ -158,3 +160,18 @@ def test_diagnose_deduplicates_and_orders_specific_first():
         PRE_RUNNING_DEADLINE, [IMAGE_PULL_BACKOFF, IMAGE_PULL_BACKOFF], [FAILED_SCHEDULING_MEMORY, FAILED_SCHEDULING_MEMORY]
     )
     assert titles(findings) == ["image pull failed", "not enough room in the cluster", "cluster never became ready"]
+
+
+def test_rays_memory_monitor_is_named_with_the_pod_and_its_option():
+    findings = diagnose.diagnose(APP_FAILED, [HEAD_AT_10_244_0_4], [], RAY_OOM_LOG)
+    assert titles(findings) == ["out of memory"], "not also a generic training failure"
+    [finding] = findings
+    assert "3 worker(s) on the Ray head pod aks-ray/" in finding.message
+    assert "1.90GB used of a 2.00GB limit" in finding.message
+    assert "--head-memory" in finding.fix
+
+
+def test_rays_memory_monitor_without_the_pod_still_names_the_node():
+    [finding] = diagnose.ray_oom_findings(RAY_OOM_LOG[1:])
+    assert "the Ray node 10.244.0.4 (1.90GB used of a 2.00GB limit)" in finding.message
+    assert "--head-memory or --memory-per-worker" in finding.fix
