@@ -222,9 +222,15 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
     run = rayjob.identity(cfg, name)
     namespace_obj, configmap, job = rayjob.render_run(cfg, run)
     api = kube.connect(cfg)
+    state = RunState(job_name=run.job_name, namespace=run.namespace, target=cfg.target, created_at=time.time())
     with gha.group(f"create RayJob {run.namespace}/{run.job_name}"):
         if kube.ensure_namespace(api, namespace_obj):
             log.info("created namespace %s", run.namespace)
+        # The API server (and the CRD's rules) judge both objects before either exists.
+        kube.create(api, configmap, dry_run=True)
+        kube.create(api, job, dry_run=True)
+        # Saved before anything is created, so that `cleanup` finds whatever a crash leaves.
+        state.save(cfg.output_dir)
         kube.create(api, configmap)
         log.info(
             "created ConfigMap %s/%s (the training directory, %d files)",
@@ -234,8 +240,6 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
         )
         kube.create(api, job)
         log.info("created RayJob %s/%s (%d worker(s), image %s)", run.namespace, run.job_name, cfg.training.workers, cfg.kube.ray_image)
-    state = RunState(job_name=run.job_name, namespace=run.namespace, target=cfg.target, created_at=time.time())
-    state.save(cfg.output_dir)
     gha.set_outputs(cfg.github.output, {"job-name": run.job_name})
     return state
 

@@ -193,18 +193,19 @@ def ensure_namespace(kube: Kube, namespace_object: dict[str, Any]) -> bool:
     return True
 
 
-def create(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
-    """Create one object; the API server's validation error is shown plainly."""
+def create(kube: Kube, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    """Create one object (or only ask the API server whether it would: dry_run); its refusal is shown plainly."""
     kind, meta = obj["kind"], obj["metadata"]
     where = f"{kind} {meta['namespace']}/{meta['name']}"
+    extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
     try:
         if kind == "ConfigMap":
-            created = call(f"create {where}", lambda: kube.core.create_namespaced_config_map(meta["namespace"], obj))
+            created = call(f"create {where}", lambda: kube.core.create_namespaced_config_map(meta["namespace"], obj, **extra))
             return kube.to_dict(created)
         if kind == "RayJob":
             return call(
                 f"create {where}",
-                lambda: kube.custom.create_namespaced_custom_object(RAY_GROUP, RAY_VERSION_API, meta["namespace"], "rayjobs", obj),
+                lambda: kube.custom.create_namespaced_custom_object(RAY_GROUP, RAY_VERSION_API, meta["namespace"], "rayjobs", obj, **extra),
             )
     except Exception as exc:
         status = status_of(exc)

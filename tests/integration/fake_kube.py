@@ -39,11 +39,17 @@ class FakeCluster:
         # Statuses the RayJob goes through, one per read; the last one stays.
         self.status_script: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
+        # kind -> the message a server-side dry run answers with (an admission or CRD rule refusing it).
+        self.refuse_dry_run: dict[str, str] = {}
 
     # -- the handler's view
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         self.requests.append((method, path))
         selector = query.get("labelSelector", [""])[0]
+        if method == "POST" and query.get("dryRun") == ["All"]:
+            # Validation only: this stand-in refuses what the tests tell it to, and stores nothing.
+            refusal = self.refuse_dry_run.get(body.get("kind", ""))
+            return (422, {"kind": "Status", "code": 422, "message": refusal}) if refusal else (201, body)
         with self.lock:
             if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)", path):
                 return (200, {"kind": "Namespace", "metadata": {"name": m[1]}}) if m[1] in self.namespaces else self.not_found()

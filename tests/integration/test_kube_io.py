@@ -254,3 +254,13 @@ def test_a_second_submit_with_the_same_name_is_refused(tmp_path, fake):
     with pytest.raises(UserError, match="already exists") as excinfo:
         job.submit(cfg)
     assert excinfo.value.exit_code == 2
+
+
+def test_a_refused_rayjob_is_bad_input_and_nothing_is_created(tmp_path, fake):
+    cluster, kubeconfig = fake
+    cluster.refuse_dry_run["RayJob"] = 'RayJob.ray.io "x" is invalid: spec.deletionStrategy: Invalid value: "object": no such policy'
+    cfg = make_cfg(tmp_path, kubeconfig)
+    with pytest.raises(UserError, match="no such policy") as excinfo:
+        job.submit(cfg)
+    assert excinfo.value.exit_code == 2
+    assert cluster.configmaps == {} and cluster.rayjobs == {}, "the ConfigMap is not created when the RayJob would be refused"
