@@ -249,3 +249,16 @@ def test_readme_tables_match_action_yml():
 def test_action_docs_rejects_a_description_without_its_default():
     with pytest.raises(ValueError, match="Default"):
         action_docs.split_description("Number of workers.")
+
+
+def test_action_docs_check_and_write(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    inputs = "<!-- action-docs:inputs -->\nstale\n<!-- /action-docs:inputs -->\n"
+    readme.write_text("intro\n" + inputs + "<!-- action-docs:outputs -->\n<!-- /action-docs:outputs -->\n")
+    args = ["--action", str(ROOT / "action.yml"), "--readme", str(readme)]
+    assert action_docs.main([*args, "--check"]) == 1
+    assert "stale" in readme.read_text()
+    assert action_docs.main(args) == 0
+    assert "| `epochs` | Training epochs. | `3` |" in readme.read_text()
+    assert action_docs.main([*args, "--check"]) == 0
+    capsys.readouterr()
