@@ -6,22 +6,28 @@
 
 ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
 
-# stop_daemon NAME: SIGTERM, then SIGKILL after a deadline, by recorded pid only.
-stop_daemon() {
-  local pidfile="$PID_DIR/$1.pid" pid
-  [[ -f $pidfile ]] || return 0
-  pid="$(cat "$pidfile")"
-  if kill -0 "$pid" 2>/dev/null; then
+# stop_daemons NAME...: SIGTERM to all of them at once, then SIGKILL to any
+# still running after a deadline; by recorded pid only.
+stop_daemons() {
+  local name pidfile pid pids=() names=()
+  for name in "$@"; do
+    pidfile="$PID_DIR/$name.pid"
+    [[ -f $pidfile ]] || continue
+    pid="$(cat "$pidfile")"
+    rm -f "$pidfile"
+    kill -0 "$pid" 2>/dev/null || continue
     kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 20))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$1 (pid $pid) ignored SIGTERM; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
+    pids+=("$pid") names+=("$name")
+  done
+  local deadline=$((SECONDS + 20)) i
+  for i in "${!pids[@]}"; do
+    while kill -0 "${pids[$i]}" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    if kill -0 "${pids[$i]}" 2>/dev/null; then
+      log "${names[$i]} (pid ${pids[$i]}) ignored SIGTERM; killing it"
+      kill -KILL "${pids[$i]}" 2>/dev/null || true
     fi
-    log "stopped $1"
-  fi
-  rm -f "$pidfile"
+    log "stopped ${names[$i]}"
+  done
 }
 
 # Kills every container through containerd, so shims exit and unmount rootfs.
@@ -105,14 +111,10 @@ remove_cgroups() {
 
 main() {
   [[ $(id -u) == 0 ]] || die "run as root"
-  stop_daemon kubelet
+  stop_daemons kubelet
   remove_containers
-  stop_daemon kube-proxy
-  stop_daemon containerd
-  stop_daemon kube-scheduler
-  stop_daemon kube-controller-manager
-  stop_daemon kube-apiserver
-  stop_daemon etcd
+  stop_daemons kube-proxy containerd kube-scheduler kube-controller-manager kube-apiserver
+  stop_daemons etcd
   kill_leftovers
   remove_network_namespaces
   unmount_under "$RUN_DIR/"
