@@ -6,8 +6,13 @@
 
 GO_BUILD_ENV=(env GOFLAGS=-trimpath CGO_ENABLED=0)
 
-# inputs_hash FILE_OR_DIR...: one hash of the files an artifact is built from.
-inputs_hash() { find "$@" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16; }
+# inputs_hash FILE_OR_DIR...: one hash of the files an artifact is built from,
+# by their paths relative to this folder, so any clone of the repo agrees.
+inputs_hash() {
+  local rel=() p
+  for p in "$@"; do rel+=("${p#"$CLUSTER_DIR"/}"); done
+  (cd "$CLUSTER_DIR" && find "${rel[@]}" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+}
 
 # fresh OUT INPUT...: OUT exists and was built from these very inputs.
 fresh() {
