@@ -35,6 +35,7 @@ import yaml
 
 from . import dashboard, diagnose, gha, jobspec, kube, rayjob, report
 from .config import Config
+from .errors import AksRayError
 from .job import JobState, RunState, load_state
 
 log = logging.getLogger(__name__)
@@ -277,14 +278,23 @@ class Collector:
 
 
 def collect(cfg: Config, state: RunState, timings: report.Timings | None = None) -> dict[str, Any]:
-    """Collect into --output-dir/k8s/, then write the same outputs as every target."""
-    api = kube.connect(cfg)
+    """Collect into --output-dir/k8s/, then write the same outputs as every target.
+
+    When the cluster cannot be reached at all, the outputs are still written
+    (from what `job wait` streamed into job.log) before the error is raised.
+    """
     timings = timings or report.Timings()
-    with gha.group(f"collect RayJob {state.namespace}/{state.job_name} into {cfg.output_dir}"), timings.phase("collect"):
-        job, pods, events = Collector(cfg, api, state).run()
+    unreachable: AksRayError | None = None
+    job, pods, events = None, [], []
+    try:
+        api = kube.connect(cfg)
+        with gha.group(f"collect RayJob {state.namespace}/{state.job_name} into {cfg.output_dir}"), timings.phase("collect"):
+            job, pods, events = Collector(cfg, api, state).run()
+    except AksRayError as exc:
+        unreachable = exc
     status = outcome_status(job, state)
-    error = ""
-    if status != report.SUCCEEDED:
+    error = str(unreachable) if unreachable else ""
+    if status != report.SUCCEEDED and not unreachable:
         findings = diagnose.diagnose(job, pods, events, report.read_job_log(cfg.output_dir)[-500:])
         error = "\n".join(f"{f.title}: {f.annotation()}" for f in findings) or "\n".join(report.read_job_log(cfg.output_dir)[-30:])
     run = rayjob.RunIdentity(state.job_name, state.namespace, {})
@@ -299,7 +309,10 @@ def collect(cfg: Config, state: RunState, timings: report.Timings | None = None)
         dashboard_command=dashboard.command_line(cfg, run) if cfg.common.keep_cluster else "",
         timings=timings,
     )
-    return report.write_outputs(cfg, outcome)
+    doc = report.write_outputs(cfg, outcome)
+    if unreachable is not None:
+        raise unreachable
+    return doc
 
 
 def main(cfg: Config, words: tuple[str, ...]) -> int:

@@ -264,3 +264,16 @@ def test_a_refused_rayjob_is_bad_input_and_nothing_is_created(tmp_path, fake):
         job.submit(cfg)
     assert excinfo.value.exit_code == 2
     assert cluster.configmaps == {} and cluster.rayjobs == {}, "the ConfigMap is not created when the RayJob would be refused"
+
+
+def test_collect_without_a_cluster_still_writes_the_outputs(tmp_path, fake):
+    _, kubeconfig = fake
+    cfg = make_cfg(tmp_path, kubeconfig)
+    state = job.submit(cfg)
+    (cfg.output_dir / "job.log").write_text(driver_log())  # what `job wait` streamed before the cluster went away
+    broken = make_cfg(tmp_path, tmp_path / "gone-kubeconfig")
+    with pytest.raises(UserError, match="gone-kubeconfig"):
+        collect.collect(broken, state)
+    doc = json.loads((cfg.output_dir / "metrics.json").read_text())
+    assert doc["status"] == "FAILED" and doc["final"]["test_accuracy"] == 0.81, "metrics recovered from the streamed log"
+    assert "gone-kubeconfig" in (cfg.output_dir / "summary.md").read_text()
