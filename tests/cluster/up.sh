@@ -16,6 +16,7 @@ preflight() {
   if [[ -f $STATE_DIR/stage ]]; then
     die "a cluster is already up (stage $(cat "$STATE_DIR/stage")); run tests/cluster/down.sh first"
   fi
+  [[ -d $RUN_DIR ]] && die "$RUN_DIR is left from a cluster that was not taken down; run tests/cluster/down.sh first"
   local cidr
   for cidr in "$POD_CIDR" "$SERVICE_CIDR"; do
     if ip route show to match "${cidr%/*}" | grep -qv '^default'; then
@@ -193,7 +194,9 @@ containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
 podLogsDir: $STATE_DIR/pod-logs
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: 200Mi, nodefs.available: 2%, imagefs.available: 2%, nodefs.inodesFree: 2%}
+# Absolute thresholds: this machine's free disk varies a lot (9 to 80 GB seen),
+# and a percentage of its 252 GB would evict the Ray pods at 5 GB free.
+evictionHard: {memory.available: 200Mi, nodefs.available: 1Gi, imagefs.available: 1Gi, nodefs.inodesFree: 1%}
 serializeImagePulls: false
 maxPods: 50
 YAML
@@ -233,6 +236,12 @@ start_coredns() {
 main() {
   local stage="${1:-full}"
   case "$stage" in control-plane | node | full) ;; *) die "unknown stage '$stage' (control-plane, node or full)" ;; esac
+  # Already up at this stage and answering: nothing to do (make cluster-up twice).
+  if [[ $(cat "$STATE_DIR/stage" 2>/dev/null) == "$stage" ]] && kubectl_ get --raw /readyz >/dev/null 2>&1; then
+    log "the cluster is already up (stage $stage)"
+    echo "$KUBECONFIG_PATH"
+    return 0
+  fi
   preflight
   if [[ ${AKS_RAY_CLUSTER_NO_BUILD:-0} != 1 ]]; then "$CLUSTER_DIR/build.sh" "$stage"; fi
   local started=$SECONDS
