@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from fake_kube import FakeCluster, serve, write_kubeconfig
 
-from aks_ray import cleanup, collect, config, job, metrics
+from aks_ray import cleanup, collect, config, gha, job, metrics
 from aks_ray.errors import DeadlineExceeded, OperationalError, UserError
 
 pytestmark = pytest.mark.integration
@@ -192,8 +192,9 @@ def test_submit_wait_collect_cleanup(tmp_path, fake, capsys, caplog):
     assert set(cluster.configmaps) == {("aks-ray", "aks-ray-other-training")}
 
 
-def test_failure_ends_in_annotations_with_the_fix(tmp_path, fake, capsys, caplog):
+def test_failure_ends_in_annotations_with_the_fix(tmp_path, fake, capsys, caplog, monkeypatch):
     caplog.set_level(logging.INFO)
+    monkeypatch.setattr(gha, "_workflow_commands", True)  # as under GitHub Actions, whatever ran before
     cluster, kubeconfig = fake
     cfg = make_cfg(tmp_path, kubeconfig, AKS_RAY_RAY_IMAGE="rayproject/ray:2.60.0-py311-cpux")
     state = job.submit(cfg)
