@@ -123,8 +123,8 @@ def exec_tar(api: kube.Kube, namespace: str, pod: str, container: str, directory
     """tar.gz of a folder in a pod, through exec (base64 on the wire: the exec channel is text)."""
     from kubernetes.stream import stream
 
-    parent, _, leaf = directory.rstrip("/").rpartition("/")
-    command = ["sh", "-c", f"tar -czf - -C '{parent or '/'}' '{leaf}' | base64"]
+    # The folder's contents, not the folder: k8s/head/session-logs/ holds the logs themselves.
+    command = ["sh", "-c", f"tar -czf - -C '{directory}' . | base64"]
     output = stream(
         api.core.connect_get_namespaced_pod_exec,
         pod,
@@ -267,11 +267,10 @@ class Collector:
                 safe_extract(exec_tar(self.api, self.state.namespace, head, "ray-head", directory), self.k8s / relative)
             except Exception as exc:
                 self.note(f"{directory} from {self.state.namespace}/{head}", exc)
-        model = (
-            next(iter(sorted((self.k8s / "head/artifacts").rglob(report.MODEL_FILE))), None)
-            if (self.k8s / "head/artifacts").exists()
-            else None
-        )
+        artifacts = self.k8s / "head/artifacts"
+        # The driver writes model.pt at the top of its artifacts folder (and a copy under checkpoint/).
+        candidates = [artifacts / report.MODEL_FILE, *sorted(artifacts.rglob(report.MODEL_FILE))] if artifacts.exists() else []
+        model = next((path for path in candidates if path.is_file()), None)
         if model is not None:
             shutil.copyfile(model, self.out / report.MODEL_FILE)
             log.info("copied %s from %s/%s", report.MODEL_FILE, self.state.namespace, head)

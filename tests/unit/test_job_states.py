@@ -310,3 +310,11 @@ def test_kept_cluster_is_not_deleted_and_the_dashboard_is_announced(tmp_path, ca
     RunState(job_name=JOB, namespace="aks-ray").save(cfg.output_dir)
     assert cleanup.main(cfg, ("cleanup",)) == 0, "no cluster is contacted when the cluster is kept"
     assert "--keep-cluster" in capsys.readouterr().err
+
+
+def test_safe_extract_of_a_folders_contents(tmp_path):
+    # `tar -C <dir> .` as collect runs it in the head pod: members start with "./".
+    archive = _tar([("./raylet.out", b"raylet"), ("./old/worker.log", b"w")])
+    names = collect.safe_extract(archive, tmp_path / "logs")
+    assert sorted(names) == ["./old/worker.log", "./raylet.out"]
+    assert (tmp_path / "logs/raylet.out").read_bytes() == b"raylet"
