@@ -169,6 +169,16 @@ def event_findings(events: Iterable[dict[str, Any]]) -> list[Finding]:
                     "read the submitter's log (job.log and k8s/pods/ in the artifact): it shows why `ray job submit` failed.",
                 )
             )
+        elif event.get("type") == "Warning" and kind in ("RayJob", "RayCluster"):
+            # KubeRay's own complaints (an invalid spec, a cluster it could not create): its words, as they are.
+            seen.add((kind, reason))
+            findings.append(
+                Finding(
+                    f"KubeRay: {reason}",
+                    f"KubeRay reports on {kind} {involved.get('namespace', '')}/{name}: {message}",
+                    "read the message; k8s/events.yaml in the artifact has the whole sequence.",
+                )
+            )
     return findings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import kuberay_objects as K
 import pytest
 from kuberay_objects import (
     APP_FAILED,
@@ -175,3 +176,16 @@ def test_rays_memory_monitor_without_the_pod_still_names_the_node():
     [finding] = diagnose.ray_oom_findings(RAY_OOM_LOG[1:])
     assert "the Ray node 10.244.0.4 (1.90GB used of a 2.00GB limit)" in finding.message
     assert "--head-memory or --memory-per-worker" in finding.fix
+
+
+def test_kuberays_own_warnings_are_passed_on_once():
+    invalid = K.event(
+        "RayJob",
+        K.JOB,
+        "InvalidRayJobSpec",
+        "The RayJob spec is invalid: spec.shutdownAfterJobFinishes and spec.deletionStrategy.deletionRules are mutually exclusive",
+    )
+    normal = K.event("RayJob", K.JOB, "CreatedRayCluster", f"Created RayCluster aks-ray/{K.CLUSTER}", type_="Normal")
+    findings = diagnose.event_findings([invalid, invalid, normal])
+    assert titles(findings) == ["KubeRay: InvalidRayJobSpec"]
+    assert "mutually exclusive" in findings[0].message
