@@ -50,8 +50,9 @@ remove_containers() {
 # file was lost, a shim of our containerd), found by executable path and ended
 # by pid. Not anything else under the cache: a build may be running there.
 kill_leftovers() {
-  local pid exe
-  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+  local dir pid exe
+  for dir in /proc/[0-9]*; do
+    pid="${dir#/proc/}"
     exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || continue
     case "$exe" in
       "$K8S_BIN"/* | "$ETCD_BIN"/* | "$TOOLS_BIN"/*) ;;
@@ -73,10 +74,11 @@ unmount_under() {
 }
 
 remove_network_namespaces() {
-  local ns
-  for ns in $(cat "$STATE_DIR/netns.created" 2>/dev/null) $(ls /var/run/netns 2>/dev/null | grep '^cni-' || true); do
-    # Only namespaces whose interfaces are on our bridge's subnet, or recorded as ours.
-    [[ -e /var/run/netns/$ns ]] || continue
+  local path ns
+  for path in /var/run/netns/cni-*; do
+    # Only the pod namespaces whose address is on our bridge's subnet.
+    [[ -e $path ]] || continue
+    ns="${path##*/}"
     if ip netns exec "$ns" ip -4 addr 2>/dev/null | grep -qF "inet ${POD_CIDR%.*}."; then
       umount -l "/var/run/netns/$ns" 2>/dev/null || true
       rm -f "/var/run/netns/$ns"
@@ -126,7 +128,8 @@ main() {
   remove_cgroups
   # Keep the logs of the last run for diagnosis; drop everything else.
   if [[ -d $STATE_DIR ]]; then
-    rm -rf "$STATE_DIR.last-logs" && { [[ -d $LOG_DIR ]] && mv "$LOG_DIR" "$STATE_DIR.last-logs" || true; }
+    rm -rf "$STATE_DIR.last-logs"
+    if [[ -d $LOG_DIR ]]; then mv "$LOG_DIR" "$STATE_DIR.last-logs"; fi
     rm -rf "$STATE_DIR"
   fi
   rm -rf "$RUN_DIR"

@@ -153,9 +153,10 @@ ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
 # containerd has it, and gives it the extra names.
 load_image() {
   local ref="$1" archive alias
-  archive="$IMAGES_DIR/$(tr '/:' '__' <<<"$ref").tar"
+  archive="$(image_archive "$ref")"
   [[ -f $archive ]] || die "no cached image $ref ($archive); run tests/cluster/build.sh"
-  local stamp="$CONTAINERD_ROOT/.imported-$(basename "$archive").$(stat -c %Y-%s "$archive")"
+  local stamp
+  stamp="$CONTAINERD_ROOT/.imported-$(basename "$archive").$(stat -c %Y-%s "$archive")"
   if [[ ! -f $stamp ]] || ! ctr_ images ls -q | grep -qxF "$ref"; then
     log "importing $ref into containerd"
     ctr_ images import "$archive" >/dev/null
