@@ -76,10 +76,12 @@ unmount_under() {
 remove_network_namespaces() {
   local path ns
   for path in /var/run/netns/cni-*; do
-    # Only the pod namespaces whose address is on our bridge's subnet.
+    # Only pod namespaces made while this cluster ran (up.sh lists those
+    # before it), or with an address on our bridge's subnet.
     [[ -e $path ]] || continue
     ns="${path##*/}"
-    if ip netns exec "$ns" ip -4 addr 2>/dev/null | grep -qF "inet ${POD_CIDR%.*}."; then
+    if { [[ -f $STATE_DIR/netns.before ]] && ! grep -qxF "$ns" "$STATE_DIR/netns.before"; } ||
+      ip netns exec "$ns" ip -4 addr 2>/dev/null | grep -qF "inet ${POD_CIDR%.*}."; then
       umount -l "/var/run/netns/$ns" 2>/dev/null || true
       rm -f "/var/run/netns/$ns"
     fi

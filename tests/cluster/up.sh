@@ -249,6 +249,8 @@ main() {
   rm -rf "$STATE_DIR"
   mkdir -p "$STATE_DIR" "$CERTS" "$LOG_DIR" "$RUN_DIR" "$PID_DIR"
   echo starting >"$STATE_DIR/stage"
+  # down.sh removes only the pod network namespaces made after this list.
+  ls /var/run/netns >"$STATE_DIR/netns.before" 2>/dev/null || true
   # Anything that fails from here on leaves state that down.sh removes.
   trap 'log "cluster-up failed; logs are in $LOG_DIR; run tests/cluster/down.sh"' ERR
   make_all_certs "$CERTS"
