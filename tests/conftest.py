@@ -12,6 +12,14 @@ FULL_MNIST = SHARED / "data" / "mnist"
 
 
 @pytest.fixture(autouse=True)
+def _workflow_commands_on(monkeypatch):
+    """cli.main() switches annotations to plain text outside Actions; each test starts from the default."""
+    from aks_ray import gha
+
+    monkeypatch.setattr(gha, "_workflow_commands", True)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch):
     """No test sees the developer's or CI's AKS_RAY_*/GitHub variables unless it sets them."""
     import os

@@ -274,7 +274,7 @@ def run(cfg: Config) -> int:
                         metadata={"submitted-by": "aks-ray"},
                     ),
                     what="submitting the job",
-                    attempts=8,
+                    attempts=12,
                     retry_on=(RuntimeError,),
                     # The dashboard answers before the node's job agent is up.
                     is_transient=lambda exc: "No available agent" in str(exc) or "status code 5" in str(exc),
