@@ -27,7 +27,14 @@ COMMANDS: list[tuple[tuple[str, ...], str, tuple[str, ...], str]] = [
         ("common", "training", "kube", "azure"),
         "check every input and exit 2 listing the bad ones; touches nothing",
     ),
-    (("infra", "plan"), "infra", ("common", "azure"), "terraform init and plan to a saved plan file, summarised"),
+    # plan reads the training and kube sections too: its preflight checks that the
+    # Ray head and workers fit on the Ray node pool.
+    (
+        ("infra", "plan"),
+        "infra",
+        ("common", "training", "kube", "azure"),
+        "preflight (quota, VM sizes, the Ray pods' fit), terraform init and plan to a saved plan file, summarised",
+    ),
     (("infra", "apply"), "infra", ("common", "azure"), "apply exactly the saved plan and read the outputs"),
     (("infra", "destroy"), "infra", ("common", "azure"), "destroy the Azure resources per --destroy-policy"),
     (("credentials",), "credentials", ("common", "azure", "kube"), "write a kubeconfig for the AKS cluster (OIDC, no stored secret)"),

@@ -160,6 +160,31 @@ def parse_quantity(raw: str) -> str:
     return value
 
 
+_CPU_QUANTITY = re.compile(r"^(\d+(\.\d{1,3})?|\d+m)$")
+
+
+def millicpus(quantity: str) -> int:
+    """A CPU quantity that parse_cpu_quantity accepted ("2", "0.5", "500m"), in millicores."""
+    if quantity.endswith("m"):
+        return int(quantity[:-1])
+    return round(float(quantity) * 1000)
+
+
+def cpu_quantity_in_range(low_milli: int, high_milli: int) -> Callable[[str], str]:
+    """A Kubernetes CPU quantity: whole CPUs, a decimal or millicores."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if not _CPU_QUANTITY.match(value):
+            raise Invalid(f"{raw!r} is not a Kubernetes CPU quantity", "use whole CPUs (1), a decimal (0.5) or millicores (500m)")
+        milli = millicpus(value)
+        if not low_milli <= milli <= high_milli:
+            raise Invalid(f"{value} is out of range", f"use between {low_milli}m and {high_milli // 1000} CPUs")
+        return value
+
+    return parse
+
+
 def parse_optional_uuid(raw: str) -> str | None:
     value = raw.strip()
     if not value:
@@ -364,7 +389,11 @@ class KubeOptions:
     kuberay_version: str = option(versions.KUBERAY_CHART_VERSION, "KubeRay operator Helm chart version")
     kuberay_chart: str = option(versions.KUBERAY_HELM_REPO, "Helm repository URL, or a local chart folder or .tgz (air-gapped)")
     ray_image: str = option(versions.RAY_IMAGE, "Ray container image for head and workers", parse_image)
-    head_cpus: int = option("1", "CPUs requested by the Ray head pod", int_in_range(1, 256))
+    head_cpus: str = option(
+        "1",
+        "CPUs requested by the Ray head pod, a Kubernetes quantity (1, 0.5, 500m); the head runs the driver, no training",
+        cpu_quantity_in_range(100, 256_000),
+    )
     head_memory: str = option("3Gi", "memory requested by the Ray head pod", parse_quantity)
     node_selector: tuple[tuple[str, str], ...] = option(
         "", "node labels Ray pods must land on (k=v,...); on the aks target defaults to the Ray pool's label", parse_key_values

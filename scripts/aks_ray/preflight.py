@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import azure_errors, gha
-from .config import Config
+from .config import Config, millicpus
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -148,11 +148,11 @@ def allocatable_milli(vcpus: int, with_daemonsets: bool) -> int:
 
 def ray_fit(cfg: Config, ray_sku: Sku, nodes: int) -> tuple[list[str], list[str], list[str]]:
     """Can the Ray head and workers be placed on `nodes` Ray nodes? (lines, problems, warnings)."""
-    head = cfg.kube.head_cpus * 1000
+    head = millicpus(cfg.kube.head_cpus)
     worker = cfg.training.cpus_per_worker * 1000
     pods = [head] + [worker] * cfg.training.workers
     lines = [
-        f"Ray pods: head {cfg.kube.head_cpus} CPU + {cfg.training.workers} worker(s) x {cfg.training.cpus_per_worker} CPU"
+        f"Ray pods: head {head / 1000:g} CPU + {cfg.training.workers} worker(s) x {cfg.training.cpus_per_worker} CPU"
         f" = {sum(pods) / 1000:g} CPUs on up to {nodes} x {ray_sku.name} ({ray_sku.vcpus} vCPUs,"
         f" about {allocatable_milli(ray_sku.vcpus, True) / 1000:g} allocatable after AKS reservations and daemon sets)"
     ]

@@ -224,7 +224,7 @@ def runtime_env(cfg: Config) -> dict[str, Any]:
     }
 
 
-def _resources(cpus: int, memory: str, gpus: int = 0) -> dict[str, dict[str, str]]:
+def _resources(cpus: int | str, memory: str, gpus: int = 0) -> dict[str, dict[str, str]]:
     # Requests equal to limits: Ray sizes itself from them, and a pod that uses
     # more memory than it asked for is OOMKilled rather than starving its node.
     limits = {"cpu": str(cpus), "memory": memory}

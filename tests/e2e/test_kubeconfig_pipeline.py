@@ -46,6 +46,10 @@ def run_env(cluster, namespace, chart, helm_on_path, tmp_path):
             "AKS_RAY_OUTPUT_DIR": str(tmp_path / "out"),
             "AKS_RAY_WORKERS": "1",
             "AKS_RAY_EPOCHS": "1",
+            # Half a CPU for the head (it runs only the driver), so that head, worker,
+            # submitter and operator fit on a 2-core node (a small runner, the
+            # project's test cluster).
+            "AKS_RAY_HEAD_CPUS": "500m",
             # The head keeps its default (3Gi): with 2Gi, Ray's memory monitor kills the
             # driver's workers (seen on the project's test cluster).
             "AKS_RAY_MEMORY_PER_WORKER": "2Gi",

@@ -37,6 +37,8 @@ BAD_INPUTS = [
     ("ray-min-above-max", {"AKS_RAY_RAY_MIN_NODES": "3", "AKS_RAY_RAY_MAX_NODES": "2"}, "--ray-min-nodes"),
     ("ray-min-without-max", {"AKS_RAY_RAY_MIN_NODES": "0"}, "--ray-max-nodes"),
     ("head-cpus-zero", {"AKS_RAY_HEAD_CPUS": "0"}, "--head-cpus"),
+    ("head-cpus-below-100m", {"AKS_RAY_HEAD_CPUS": "50m"}, "--head-cpus"),
+    ("head-cpus-not-a-quantity", {"AKS_RAY_HEAD_CPUS": "1 cpu"}, "--head-cpus"),
     ("expires-in-hours-zero", {"AKS_RAY_EXPIRES_IN_HOURS": "0"}, "--expires-in-hours"),
     ("memory-per-worker-unit", {"AKS_RAY_MEMORY_PER_WORKER": "2GB"}, "--memory-per-worker"),
     # names Kubernetes or Azure would refuse

@@ -167,6 +167,26 @@ def test_a_tight_fit_is_a_warning_not_a_failure(tmp_path, capsys):
     assert "may not all fit" in capsys.readouterr().err
 
 
+def test_a_head_of_part_of_a_cpu_counts_in_millicores(tmp_path):
+    cloud = FakeAzure(skus=EASTUS_SKUS, usages=usages(), cluster_exists=False)
+
+    report = run(tmp_path, cloud, AKS_RAY_WORKERS="2", AKS_RAY_CPUS_PER_WORKER="1", AKS_RAY_HEAD_CPUS="500m")
+
+    assert any("head 0.5 CPU + 2 worker(s) x 1 CPU = 2.5 CPUs" in line for line in report.lines)
+
+
+def test_infra_plan_takes_the_ray_pod_sizes_its_preflight_checks(tmp_path):
+    # `aks-ray infra plan` runs the preflight: it must read the job's sizes, not the defaults.
+    from aks_ray import cli
+
+    args = cli.build_parser().parse_args(["infra", "plan", "--workers", "5", "--cpus-per-worker", "2", "--head-cpus", "2"])
+    cloud = FakeAzure(skus=EASTUS_SKUS, usages=usages(), cluster_exists=False)
+
+    report = preflight.run(config.load(vars(args), actions_environ(tmp_path)), transport=cloud.transport())
+
+    assert any("head 2 CPU + 5 worker(s) x 2 CPU = 12 CPUs" in line for line in report.lines)
+
+
 def test_a_missing_reader_role_names_role_and_scope(tmp_path):
     scope = f"/subscriptions/{SUBSCRIPTION}"
     cloud = FakeAzure(skus=EASTUS_SKUS, failures={"skus": authorization_failed("Microsoft.Compute/skus/read", scope)})

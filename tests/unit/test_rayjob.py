@@ -120,6 +120,15 @@ def test_resources_follow_the_options(tmp_path):
     assert head["rayStartParams"]["num-cpus"] == "0", "training workers never land on the head"
 
 
+@pytest.mark.parametrize("quantity", ["500m", "0.5"])
+def test_the_head_may_ask_for_part_of_a_cpu(tmp_path, quantity):
+    # On a small node (a 2-core test cluster) the head, which only runs the
+    # driver, leaves the whole CPUs to the workers.
+    job = render(make_cfg(tmp_path, AKS_RAY_HEAD_CPUS=quantity))[1][2]
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert head["resources"]["requests"]["cpu"] == head["resources"]["limits"]["cpu"] == quantity
+
+
 def test_gpu_workers_ask_for_a_gpu_and_the_cuda_torch(tmp_path):
     job = render(make_cfg(tmp_path, AKS_RAY_USE_GPU="true"))[1][2]
     worker = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
