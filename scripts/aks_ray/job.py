@@ -155,6 +155,7 @@ class LogFollower:
         self.threads: list[threading.Thread] = []
         self.responses: list[Any] = []
         self.lock = threading.Lock()
+        self.progress = metrics.ProgressAnnouncer()
         job_log.parent.mkdir(parents=True, exist_ok=True)
         job_log.write_text("", encoding="utf-8")
 
@@ -198,8 +199,7 @@ class LogFollower:
             sys.stderr.flush()
             with self.job_log.open("a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
-            record = metrics.parse_line(line)
-            progress = metrics.progress_line(record) if record else None
+            progress = self.progress.announce(line)
             if progress:
                 log.info("%s", progress)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from . import gha, jobspec
 from .config import Config
 from .errors import EXIT_INTERRUPTED, DeadlineExceeded, OperationalError
-from .metrics import parse_line, progress_line
+from .metrics import ProgressAnnouncer
 from .proc import terminate_group
 from .report import FAILED, JOB_LOG, MODEL_FILE, STOPPED, SUCCEEDED, TIMED_OUT, RunOutcome, Timings, write_outputs
 from .retry import Deadline, retry, wait_until
@@ -164,7 +164,7 @@ class LogStreamer:
         self.client, self.job_id, self.on_record = client, job_id, on_record
         self.lines: list[str] = []
         self._partial = ""
-        self._announced: set[tuple] = set()
+        self._progress = ProgressAnnouncer()
         self._thread = threading.Thread(target=self._run, name="job-log", daemon=True)
 
     def start(self) -> None:
@@ -189,14 +189,9 @@ class LogStreamer:
         for line in complete:
             self.lines.append(line)
             sys.stderr.write(f"  | {line}\n")
-            record = parse_line(line)
-            # Ray may echo a worker's line twice; announce each record once.
-            key = (record or {}).get("kind"), (record or {}).get("epoch")
-            if record is not None and key not in self._announced:
-                self._announced.add(key)
-                message = progress_line(record)
-                if message:
-                    log.info("%s", message)
+            message = self._progress.announce(line)
+            if message:
+                log.info("%s", message)
         sys.stderr.flush()
 
 

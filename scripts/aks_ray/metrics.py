@@ -87,3 +87,25 @@ def progress_line(record: dict[str, Any]) -> str | None:
         sizes = f"{record.get('train_size')} train / {record.get('test_size')} test images"
         return f"dataset: {record.get('name')} ({sizes}, from {record.get('source')})"
     return None
+
+
+class ProgressAnnouncer:
+    """Progress lines for a live log, each record announced once.
+
+    Ray echoes a Ray Train worker's stdout line twice into the driver's log (seen
+    with Ray 2.60): the second copy is the same record, to the letter. A retried
+    attempt's records differ (their finish times do), so they are announced.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def announce(self, line: str) -> str | None:
+        record = parse_line(line)
+        if record is None:
+            return None
+        key = json.dumps(record, sort_keys=True)
+        if key in self._seen:
+            return None
+        self._seen.add(key)
+        return progress_line(record)

@@ -143,7 +143,7 @@ def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace,
         assert (out / relative).is_file(), relative
     assert list((out / "k8s/pods").glob("*.ray-head.log")) and list((out / "k8s/pods").glob("*.ray-job-submitter.log"))
     assert list((out / "k8s/head/session-logs").glob("raylet*.out")), "the head's Ray session logs, at the top of the folder"
-    assert "kubectl port-forward" in (out / "summary.md").read_text()
+    assert "port-forward --address 127.0.0.1" in (out / "summary.md").read_text(), "the dashboard, on loopback only"
     import torch
 
     state_dict = torch.load(out / "model.pt", map_location="cpu", weights_only=True)

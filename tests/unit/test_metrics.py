@@ -82,3 +82,17 @@ def test_progress_lines():
     assert metrics.progress_line(EPOCH_2) == "epoch 2/2: train loss 0.1000, test loss 0.0500, test accuracy 98.50%, 8.0 s, 7500 samples/s"
     assert "60000 train" in metrics.progress_line(DATASET)
     assert metrics.progress_line({"kind": "final"}) is None
+
+
+def test_an_echoed_record_is_announced_once_and_a_retried_one_again():
+    announcer = metrics.ProgressAnnouncer()
+    worker = "(RayTrainWorker pid=14714) "
+    first = {**EPOCH_1, "finished_at": 100.0}
+    retried = {**EPOCH_1, "finished_at": 250.0}
+
+    said = [announcer.announce(text) for text in (line(first, worker), line(first, worker), "no record", line(retried, worker))]
+
+    assert said[0] and said[0].startswith("epoch 1/2")
+    assert said[1] is None, "Ray's echo of the same line"
+    assert said[2] is None
+    assert said[3] == said[0], "a retried attempt's epoch is news"
