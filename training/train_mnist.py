@@ -31,7 +31,11 @@ log = logging.getLogger("train_mnist")
 
 
 def emit(record: dict) -> None:
-    print(METRICS_PREFIX + json.dumps(record, sort_keys=True), flush=True)
+    # Not print(): in a Ray Train worker, print is patched to go both to stdout
+    # and, through the root logger, to stderr, and Ray forwards both, so each
+    # record reached the job log twice (Ray 2.60, RAY_TRAIN_ENABLE_PRINT_PATCH).
+    sys.stdout.write(METRICS_PREFIX + json.dumps(record, sort_keys=True) + "\n")
+    sys.stdout.flush()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

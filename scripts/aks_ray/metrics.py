@@ -92,9 +92,11 @@ def progress_line(record: dict[str, Any]) -> str | None:
 class ProgressAnnouncer:
     """Progress lines for a live log, each record announced once.
 
-    Ray echoes a Ray Train worker's stdout line twice into the driver's log (seen
-    with Ray 2.60): the second copy is the same record, to the letter. A retried
-    attempt's records differ (their finish times do), so they are announced.
+    Ray forwards a Ray Train worker's print() twice into the driver's log (Ray
+    2.60 patches print to write stdout and log to stderr); training/train_mnist.py
+    writes its records without print, but a user's training script may not. The
+    second copy is the same record, to the letter; a retried attempt's records
+    differ (their finish times do), so they are announced.
     """
 
     def __init__(self) -> None:

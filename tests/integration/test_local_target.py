@@ -60,6 +60,8 @@ def test_trains_on_the_sample_and_writes_every_output(tmp_path, monkeypatch, kno
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["status"] == "SUCCEEDED" and doc["target"] == "local" and doc["job_id"].startswith("raysubmit_")
     assert [e["epoch"] for e in doc["epochs"]] == [1, 2]
+    epoch_lines = [line for line in (out / "job.log").read_text().splitlines() if '"kind": "epoch"' in line]
+    assert len(epoch_lines) == 2, "each epoch's record reaches the job log once"
     assert doc["dataset"]["name"] == "mnist-sample" and doc["dataset"]["train_size"] == 1000
     assert "SAMPLE" in doc["dataset"]["warning"]
     # Two epochs on 1,000 images: clearly learning, far from chance (10%).
