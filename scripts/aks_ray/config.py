@@ -164,7 +164,7 @@ _CPU_QUANTITY = re.compile(r"^(\d+(\.\d{1,3})?|\d+m)$")
 
 
 def millicpus(quantity: str) -> int:
-    """A CPU quantity that parse_cpu_quantity accepted ("2", "0.5", "500m"), in millicores."""
+    """A CPU quantity that cpu_quantity_in_range accepted ("2", "0.5", "500m"), in millicores."""
     if quantity.endswith("m"):
         return int(quantity[:-1])
     return round(float(quantity) * 1000)
