@@ -24,7 +24,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,8 +160,8 @@ class LocalRayHead:
 class LogStreamer:
     """Streams a job's log live: raw lines to the terminal, a progress line per epoch."""
 
-    def __init__(self, client, job_id: str, on_record: Callable[[dict], None] | None = None) -> None:
-        self.client, self.job_id, self.on_record = client, job_id, on_record
+    def __init__(self, client, job_id: str) -> None:
+        self.client, self.job_id = client, job_id
         self.lines: list[str] = []
         self._partial = ""
         self._progress = ProgressAnnouncer()
