@@ -14,7 +14,7 @@ import logging
 
 from . import gha, kube, rayjob, retry
 from .config import Config
-from .job import RunState, load_state
+from .rundir import RunState
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ DELETE_DEADLINE_SECONDS = 300
 def delete_run(cfg: Config, state: RunState) -> int:
     """Delete the run's RayJobs and ConfigMaps; wait until the RayJobs are gone. Returns how many objects were deleted."""
     api = kube.connect(cfg)
-    run = rayjob.RunIdentity(state.job_name, state.namespace, {})
+    run = state.identity()
     deleted = 0
     with gha.group(f"clean up run {state.job_name} in namespace {state.namespace}"):
         for job in kube.list_custom(api, state.namespace, "rayjobs", run.selector):
@@ -69,11 +69,11 @@ def delete_run(cfg: Config, state: RunState) -> int:
     return deleted
 
 
-def main(cfg: Config, words: tuple[str, ...]) -> int:
+def main(cfg: Config) -> int:
     if cfg.target == "local":
         log.info("the local target leaves nothing to clean up")
         return 0
-    state = load_state(cfg, required=False)
+    state = cfg.run_dir.find_job(cfg.kube.job_name, cfg.kube.namespace, cfg.target)
     if state is None:
         log.info("no run to clean up: no state.json in %s and no --job-name", cfg.output_dir)
         return 0

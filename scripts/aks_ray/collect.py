@@ -33,15 +33,15 @@ from typing import Any
 
 import yaml
 
-from . import dashboard, diagnose, gha, jobspec, kube, rayjob, report
+from . import dashboard, diagnose, gha, jobspec, kube, report
 from .config import Config
 from .errors import AksRayError
-from .job import JobState, RunState, load_state
+from .jobstatus import JobState
+from .rundir import MODEL, RunState
 
 log = logging.getLogger(__name__)
 
 HEAD_SESSION_LOGS = "/tmp/ray/session_latest/logs"  # noqa: S108 (a path inside the head pod)
-K8S_DIR = "k8s"
 EXEC_TIMEOUT_SECONDS = 120
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE", re.IGNORECASE)
 REDACTED = "<redacted>"
@@ -143,8 +143,8 @@ def exec_tar(api: kube.Kube, namespace: str, pod: str, container: str, directory
 class Collector:
     def __init__(self, cfg: Config, api: kube.Kube, state: RunState) -> None:
         self.cfg, self.api, self.state = cfg, api, state
-        self.out = cfg.output_dir
-        self.k8s = self.out / K8S_DIR
+        self.run_dir = cfg.run_dir
+        self.k8s = self.run_dir.k8s
         self.notes: list[str] = []
 
     def note(self, what: str, exc: BaseException | str) -> None:
@@ -159,7 +159,6 @@ class Collector:
 
     def run(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]]:
         ns, name = self.state.namespace, self.state.job_name
-        run = rayjob.RunIdentity(name, ns, {})
         if self.k8s.exists():
             shutil.rmtree(self.k8s)
         self.k8s.mkdir(parents=True)
@@ -180,10 +179,7 @@ class Collector:
 
         pods: list[dict[str, Any]] = []
         try:
-            pods = kube.list_pods(self.api, ns, run.selector)
-            if cluster_name:
-                known = {p["metadata"]["name"] for p in pods}
-                pods += [p for p in kube.list_pods(self.api, ns, f"ray.io/cluster={cluster_name}") if p["metadata"]["name"] not in known]
+            pods = kube.run_pods(self.api, self.state.identity(), job)
         except Exception as exc:
             self.note("pods", exc)
 
@@ -243,8 +239,8 @@ class Collector:
                 except Exception as exc:
                     self.note("the driver log from the head (ray job logs)", exc)
         if text:
-            (self.out / report.JOB_LOG).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        elif (self.out / report.JOB_LOG).exists():
+            self.run_dir.write_job_log(text)
+        elif self.run_dir.job_log.exists():
             self.note("the driver log", "no submitter log is left; job.log keeps what `aks-ray job wait` streamed")
         else:
             self.note("the driver log", "no submitter pod and no head pod: there is no driver log")
@@ -269,34 +265,35 @@ class Collector:
                 self.note(f"{directory} from {self.state.namespace}/{head}", exc)
         artifacts = self.k8s / "head/artifacts"
         # The driver writes model.pt at the top of its artifacts folder (and a copy under checkpoint/).
-        candidates = [artifacts / report.MODEL_FILE, *sorted(artifacts.rglob(report.MODEL_FILE))] if artifacts.exists() else []
+        candidates = [artifacts / MODEL, *sorted(artifacts.rglob(MODEL))] if artifacts.exists() else []
         model = next((path for path in candidates if path.is_file()), None)
         if model is not None:
-            shutil.copyfile(model, self.out / report.MODEL_FILE)
-            log.info("copied %s from %s/%s", report.MODEL_FILE, self.state.namespace, head)
+            shutil.copyfile(model, self.run_dir.model)
+            log.info("copied %s from %s/%s", MODEL, self.state.namespace, head)
 
 
-def collect(cfg: Config, state: RunState, timings: report.Timings | None = None) -> dict[str, Any]:
+def collect(cfg: Config, state: RunState) -> dict[str, Any]:
     """Collect into --output-dir/k8s/, then write the same outputs as every target.
 
     When the cluster cannot be reached at all, the outputs are still written
     (from what `job wait` streamed into job.log) before the error is raised.
     """
-    timings = timings or report.Timings()
+    run_dir = cfg.run_dir
     unreachable: AksRayError | None = None
     job, pods, events = None, [], []
     try:
         api = kube.connect(cfg)
-        with gha.group(f"collect RayJob {state.namespace}/{state.job_name} into {cfg.output_dir}"), timings.phase("collect"):
+        with gha.group(f"collect RayJob {state.namespace}/{state.job_name} into {cfg.output_dir}"), run_dir.phase("collect"):
             job, pods, events = Collector(cfg, api, state).run()
     except AksRayError as exc:
         unreachable = exc
     status = outcome_status(job, state)
     error = str(unreachable) if unreachable else ""
     if status != report.SUCCEEDED and not unreachable:
-        findings = diagnose.diagnose(job, pods, events, report.read_job_log(cfg.output_dir)[-500:])
-        error = "\n".join(f"{f.title}: {f.annotation()}" for f in findings) or "\n".join(report.read_job_log(cfg.output_dir)[-30:])
-    run = rayjob.RunIdentity(state.job_name, state.namespace, {})
+        log_lines = run_dir.read_job_log()
+        findings = diagnose.diagnose(job, pods, events, log_lines[-500:])
+        error = "\n".join(f"{f.title}: {f.annotation()}" for f in findings) or "\n".join(log_lines[-30:])
+    run = state.identity()
     outcome = report.RunOutcome(
         target=cfg.target,
         status=status,
@@ -306,7 +303,6 @@ def collect(cfg: Config, state: RunState, timings: report.Timings | None = None)
         dashboard=dashboard.summary_paragraph(cfg, run, kept=cfg.common.keep_cluster),
         # The step output is for a later workflow step, which can only use a cluster that was kept.
         dashboard_command=dashboard.command_line(cfg, run) if cfg.common.keep_cluster else "",
-        timings=timings,
     )
     doc = report.write_outputs(cfg, outcome)
     if unreachable is not None:
@@ -314,9 +310,8 @@ def collect(cfg: Config, state: RunState, timings: report.Timings | None = None)
     return doc
 
 
-def main(cfg: Config, words: tuple[str, ...]) -> int:
-    state = load_state(cfg)
-    assert state is not None
+def main(cfg: Config) -> int:
+    state = cfg.run_dir.require_job(cfg.kube.job_name, cfg.kube.namespace, cfg.target)
     doc = collect(cfg, state)
     log.info("outputs in %s: status %s", cfg.output_dir, doc["status"])
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 import uuid
@@ -24,8 +25,13 @@ from typing import Any
 
 from . import versions
 from .errors import ConfigError
+from .rundir import RunDir
 
 ENV_PREFIX = "AKS_RAY_"
+# The composite action hands every step its inputs as one JSON document
+# (`AKS_RAY_INPUTS: ${{ toJSON(inputs) }}`), keyed by input name, which is the
+# option's flag name. A non-empty input counts as AKS_RAY_<OPTION> would.
+INPUTS_ENV = "AKS_RAY_INPUTS"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TRAINING_DIR = PROJECT_ROOT / "training"
 DEFAULT_TERRAFORM_DIR = PROJECT_ROOT / "terraform"
@@ -473,6 +479,8 @@ class Config:
     kube: KubeOptions = field(default_factory=KubeOptions)
     azure: AzureOptions = field(default_factory=AzureOptions)
     github: GitHubContext = field(default_factory=GitHubContext)
+    # The command-line flags this Config was loaded from, so reload() can read the environment again.
+    flags: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def target(self) -> str:
@@ -481,6 +489,11 @@ class Config:
     @property
     def output_dir(self) -> Path:
         return self.common.output_dir
+
+    @property
+    def run_dir(self) -> RunDir:
+        """The output folder and the state the steps hand each other (rundir.py)."""
+        return RunDir(self.common.output_dir)
 
     @property
     def resource_group(self) -> str:
@@ -542,16 +555,36 @@ def _github_context(environ: Mapping[str, str]) -> GitHubContext:
     )
 
 
-def _build_section(cls: type, flags: Mapping[str, Any], environ: Mapping[str, str], problems: list[str]) -> Any:
+def action_inputs(environ: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """The action's inputs from AKS_RAY_INPUTS (empty outside the action), as strings."""
+    text = environ.get(INPUTS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        problems.append(f"{INPUTS_ENV}: is not a JSON object of inputs; the action sets it to ${{{{ toJSON(inputs) }}}}, leave it unset elsewhere")
+        return {}
+    return {str(name): value if isinstance(value, str) else json.dumps(value) for name, value in doc.items() if value is not None}
+
+
+def _build_section(
+    cls: type, flags: Mapping[str, Any], environ: Mapping[str, str], inputs: Mapping[str, str], problems: list[str]
+) -> Any:
     values = {}
     for f in dataclasses.fields(cls):
         source, raw = "default", None
         if flags.get(f.name) is not None:
             source, raw = f"--{flag_name(f)}", flags[f.name]
         else:
-            for name in (env_name(f), *f.metadata["env_fallbacks"]):
-                if environ.get(name, "").strip():
-                    source, raw = name, environ[name]
+            candidates = [(env_name(f), environ.get(env_name(f), ""))]
+            candidates.append((f"the action's input {flag_name(f)}", inputs.get(flag_name(f), "")))
+            candidates += [(name, environ.get(name, "")) for name in f.metadata["env_fallbacks"]]
+            for name, value in candidates:
+                if value.strip():
+                    source, raw = name, value
                     break
         if raw is None:
             continue
@@ -608,11 +641,17 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
     flags = flags or {}
     environ = os.environ if environ is None else environ
     problems: list[str] = []
-    sections = {name: _build_section(cls, flags, environ, problems) for name, cls in SECTIONS.items()}
-    config = Config(**sections, github=_github_context(environ))
+    inputs = action_inputs(environ, problems)
+    sections = {name: _build_section(cls, flags, environ, inputs, problems) for name, cls in SECTIONS.items()}
+    config = Config(**sections, github=_github_context(environ), flags=dict(flags))
     if problems:
         raise ConfigError(problems)
     problems = cross_check(config)
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def reload(config: Config) -> Config:
+    """The Config from the same flags and the environment as it is now (an earlier step may have exported to it)."""
+    return load(config.flags)

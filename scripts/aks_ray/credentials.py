@@ -1,24 +1,18 @@
 """`aks-ray credentials`: a kubeconfig for the AKS cluster, with no stored secret.
 
-Sign-in: in GitHub Actions, the job's OIDC token (audience
-api://AzureADTokenExchange) is exchanged for an Azure AD token through
-azure-identity's ClientAssertionCredential; elsewhere DefaultAzureCredential
-(`az login`, environment, managed identity).
+Sign-in is azure_auth's (GitHub OIDC in Actions, DefaultAzureCredential
+elsewhere). The kubeconfig comes from the cluster's
+listClusterUserCredential. For a cluster with Azure AD integration (this
+project's Terraform disables local accounts) that kubeconfig would need the
+kubelogin binary; instead its user is replaced by the exec credential plugin
+beside this module (exec_plugin.py), which runs this package's own Python:
 
-The kubeconfig comes from the cluster's listClusterUserCredential. For a
-cluster with Azure AD integration (this project's Terraform disables local
-accounts) that kubeconfig would need the kubelogin binary; instead its user is
-replaced by an exec credential plugin that runs this module again:
+    python -m aks_ray.exec_plugin --azure-tenant-id T --azure-client-id C
 
-    python -m aks_ray.credentials token --tenant-id T --client-id C
-
-which prints a client.authentication.k8s.io ExecCredential holding an Azure AD
-token for the AKS server application. Why a plugin and not the token itself:
-the token lasts about an hour, a run can last longer, and every Kubernetes
-client used here (the Python client, helm, kubectl) calls the plugin again
-when the expirationTimestamp passes, so renewal needs no code in the callers;
-and no bearer token ever rests on disk. The plugin needs nothing but this
-package's own Python, which the later steps already run.
+Why a plugin and not the token itself: the token lasts about an hour, a run
+can last longer, and every Kubernetes client used here (the Python client,
+helm, kubectl) calls the plugin again when the expirationTimestamp passes, so
+renewal needs no code in the callers; and no bearer token ever rests on disk.
 
 The file goes to $RUNNER_TEMP (or a private temporary folder) with mode 0600;
 every secret is masked (::add-mask::) the moment it exists and is never
@@ -27,170 +21,33 @@ printed or put into an output. KUBECONFIG is exported to later steps.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
-import datetime as dt
 import json
 import logging
 import os
 import sys
 import tempfile
-import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import azure_errors, gha
+from . import azure_errors, exec_plugin, gha
+from .azure_auth import build_credential, get_aks_token, transport_kwargs
 from .config import Config, GitHubContext
 from .errors import EXIT_OK, AksRayError, OperationalError, UserError
 from .retry import Deadline, wait_until
 
 log = logging.getLogger(__name__)
 
-# The AKS Azure AD server application, the same in every tenant.
-AKS_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
-AKS_SCOPE = f"{AKS_SERVER_APP_ID}/.default"
-GITHUB_OIDC_AUDIENCE = "api://AzureADTokenExchange"
-EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
-# Clients call the plugin again this long before the token really expires.
-RENEW_MARGIN_SECONDS = 300
 # Azure RBAC role assignments on a new cluster take a few minutes to reach it.
 ACCESS_DEADLINE_SECONDS = 600
 KUBECONFIG_SECRET_FIELDS = ("token", "client-key-data", "client-certificate-data", "password")
 
-OIDC_PERMISSION_FIX = (
-    "give the job `permissions: id-token: write` (and `contents: read`) in the workflow, "
-    "so GitHub can issue the OIDC token that Azure trusts; pull requests from forks never get one."
-)
-
-
-# ------------------------------------------------------------ sign-in
-
-
-def _transport_kwargs(transport: Any) -> dict[str, Any]:
-    return {} if transport is None else {"transport": transport}
-
-
-def github_oidc_token(github: GitHubContext, transport: Any = None) -> str:
-    """GitHub's OIDC token for Azure, fresh on every call (it lives for minutes)."""
-    from azure.core import PipelineClient
-    from azure.core.exceptions import ServiceRequestError
-    from azure.core.pipeline.policies import RetryPolicy
-    from azure.core.rest import HttpRequest
-
-    if not github.oidc_request_url or not github.oidc_request_token:
-        raise UserError("GitHub gave this job no OIDC token request URL (ACTIONS_ID_TOKEN_REQUEST_URL is not set).", OIDC_PERMISSION_FIX)
-    separator = "&" if "?" in github.oidc_request_url else "?"
-    url = f"{github.oidc_request_url}{separator}audience={urllib.parse.quote(GITHUB_OIDC_AUDIENCE, safe='')}"
-    client = PipelineClient(base_url=url, policies=[RetryPolicy(retry_total=3, retry_backoff_factor=1.0)], **_transport_kwargs(transport))
-    request = HttpRequest("GET", url, headers={"Authorization": f"Bearer {github.oidc_request_token}", "Accept": "application/json"})
-    try:
-        response = client.send_request(request)
-    except ServiceRequestError as exc:
-        raise OperationalError(
-            f"could not reach GitHub's OIDC token endpoint: {exc}", "re-run the job; GitHub may be having trouble."
-        ) from None
-    if response.status_code in (401, 403):
-        raise UserError(
-            f"GitHub refused the OIDC token request ({response.status_code}): its request token expired or lacks id-token permission.",
-            OIDC_PERMISSION_FIX + " If the job ran for many hours, split it: the request token lasts as long as the job.",
-        )
-    if response.status_code != 200:
-        raise OperationalError(
-            f"GitHub's OIDC token endpoint answered {response.status_code}.", "re-run the job; GitHub may be having trouble."
-        )
-    try:
-        token = response.json()["value"]
-    except (ValueError, KeyError, TypeError):
-        raise OperationalError("GitHub's OIDC token endpoint answered without a token.", "re-run the job.") from None
-    gha.add_mask(token)
-    return token
-
-
-def build_credential(github: GitHubContext, tenant_id: str | None, client_id: str | None, transport: Any = None) -> Any:
-    """The azure-identity credential for this environment."""
-    if github.actions and not github.act:
-        from azure.identity import ClientAssertionCredential
-
-        if not github.oidc_request_url or not github.oidc_request_token:
-            raise UserError(
-                "this GitHub Actions job cannot request an OIDC token, so it cannot sign in to Azure without a secret.", OIDC_PERMISSION_FIX
-            )
-        if not tenant_id or not client_id:
-            raise UserError(
-                "OIDC sign-in needs the tenant and client IDs.",
-                "set the action's azure-tenant-id and azure-client-id inputs (or ARM_TENANT_ID/ARM_CLIENT_ID).",
-            )
-        return MaskingCredential(
-            ClientAssertionCredential(tenant_id, client_id, lambda: github_oidc_token(github, transport), **_transport_kwargs(transport))
-        )
-    from azure.identity import DefaultAzureCredential
-
-    kwargs: dict[str, Any] = _transport_kwargs(transport)
-    if client_id:
-        kwargs["managed_identity_client_id"] = client_id
-    return MaskingCredential(DefaultAzureCredential(**kwargs))
-
-
-class MaskingCredential:
-    """Wraps an azure-identity credential so every access token it hands out is masked first.
-
-    The Azure SDK clients ask the credential for their ARM tokens themselves;
-    this is the one place those tokens pass through code of ours.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        token = self.inner.get_token(*scopes, **kwargs)
-        gha.add_mask(token.token)
-        return token
-
-    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
-        info = self.inner.get_token_info(*scopes, options=options)
-        gha.add_mask(info.token)
-        return info
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def get_aks_token(credential: Any, *, doing: str, assignee: str | None = None) -> Any:
-    """An Azure AD access token for the AKS server application, masked at once."""
-    from azure.core.exceptions import AzureError
-
-    try:
-        token = credential.get_token(AKS_SCOPE)  # masked by MaskingCredential, and again below for any other credential
-    except AksRayError:
-        raise
-    except AzureError as exc:
-        raise azure_errors.explain(exc, doing=doing, assignee=assignee) from None
-    gha.add_mask(token.token)
-    return token
-
 
 # ----------------------------------------------------------- kubeconfig
-
-
-def exec_plugin(python: str, tenant_id: str | None, client_id: str | None) -> dict[str, Any]:
-    """The kubeconfig `user.exec` that calls `python -m aks_ray.credentials token`."""
-    args = ["-m", "aks_ray.credentials", "token"]
-    if tenant_id:
-        args += ["--tenant-id", tenant_id]
-    if client_id:
-        args += ["--client-id", client_id]
-    return {
-        "apiVersion": EXEC_API_VERSION,
-        "command": python,
-        "args": args,
-        "env": None,
-        "interactiveMode": "Never",
-        "provideClusterInfo": False,
-    }
 
 
 def render_kubeconfig(user_kubeconfig: dict[str, Any], *, aad: bool, plugin: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +124,7 @@ def wait_for_kubernetes_access(
 
     server = doc["clusters"][0]["cluster"]["server"].rstrip("/")
     url = f"{server}/api/v1/namespaces?limit=1"
-    client = PipelineClient(base_url=server, **_transport_kwargs(transport))
+    client = PipelineClient(base_url=server, **transport_kwargs(transport))
     last: list[str] = []
 
     def allowed() -> bool:
@@ -305,9 +162,7 @@ def wait_for_kubernetes_access(
 
 def cluster_coordinates(cfg: Config) -> tuple[str, str]:
     """(resource group, cluster name): from the infra step's state file if there is one, else from the options."""
-    from .infra import read_state
-
-    state = read_state(cfg.output_dir)
+    state = cfg.run_dir.load_infra()
     if state and state.get("resource_group_name") and state.get("cluster_name"):
         return state["resource_group_name"], state["cluster_name"]
     return cfg.resource_group, cfg.cluster_name
@@ -324,7 +179,7 @@ def obtain_kubeconfig(cfg: Config, *, transport: Any = None, sleep: Callable[[fl
     resource_group, cluster_name = cluster_coordinates(cfg)
     assignee = azure.azure_client_id
     credential = build_credential(cfg.github, azure.azure_tenant_id, azure.azure_client_id, transport)
-    client = ContainerServiceClient(credential, azure.azure_subscription_id, **_transport_kwargs(transport))
+    client = ContainerServiceClient(credential, azure.azure_subscription_id, **transport_kwargs(transport))
     doing = f"reading AKS cluster {resource_group}/{cluster_name}"
     try:
         cluster = client.managed_clusters.get(resource_group, cluster_name)
@@ -357,7 +212,7 @@ def obtain_kubeconfig(cfg: Config, *, transport: Any = None, sleep: Callable[[fl
         gha.add_mask(secret)
 
     aad = getattr(cluster, "aad_profile", None) is not None or is_aad_kubeconfig(user_doc)
-    doc = render_kubeconfig(user_doc, aad=aad, plugin=exec_plugin(sys.executable, azure.azure_tenant_id, azure.azure_client_id))
+    doc = render_kubeconfig(user_doc, aad=aad, plugin=exec_plugin.kubeconfig_user(sys.executable, azure.azure_tenant_id, azure.azure_client_id))
     folder = private_dir(cfg.github)
     path = folder / f"kubeconfig-{cluster_name}"
     write_private(path, yaml.safe_dump(doc, sort_keys=False))
@@ -381,52 +236,19 @@ def obtain_kubeconfig(cfg: Config, *, transport: Any = None, sleep: Callable[[fl
     return path
 
 
-def main(cfg: Config, words: tuple[str, ...], *, transport: Any = None) -> int:
+def main(cfg: Config, *, transport: Any = None) -> int:
+    if cfg.azure.infra_mode == "skip":
+        # skip makes no Azure call at all: the cluster is reached through the kubeconfig given.
+        if cfg.kube.kubeconfig is None:
+            raise UserError(
+                "--infra-mode skip makes no Azure calls, so it needs a kubeconfig for the cluster.",
+                "set --kubeconfig (or KUBECONFIG), or use --infra-mode reuse to fetch one.",
+            )
+        log.info("infra-mode is skip: using the kubeconfig %s, no Azure call", cfg.kube.kubeconfig)
+        return EXIT_OK
     with gha.group("credentials: kubeconfig for the AKS cluster"):
         path = obtain_kubeconfig(cfg, transport=transport)
     resource_group, cluster_name = cluster_coordinates(cfg)
     gha.export_env(cfg.github.env_file, "KUBECONFIG", str(path))
     gha.set_outputs(cfg.github.output, {"kubeconfig": str(path), "cluster-name": cluster_name, "resource-group": resource_group})
     return EXIT_OK
-
-
-# ------------------------------------------------- the exec credential plugin
-
-
-def exec_credential(token: str, expires_on: int, now: float | None = None) -> dict[str, Any]:
-    """The ExecCredential a Kubernetes client reads from the plugin's stdout."""
-    now = dt.datetime.now(dt.timezone.utc).timestamp() if now is None else now
-    renew_at = max(now, expires_on - RENEW_MARGIN_SECONDS)
-    stamp = dt.datetime.fromtimestamp(renew_at, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"apiVersion": EXEC_API_VERSION, "kind": "ExecCredential", "status": {"token": token, "expirationTimestamp": stamp}}
-
-
-def token_main(argv: Sequence[str] | None = None, *, github: GitHubContext | None = None, transport: Any = None, stdout: Any = None) -> int:
-    """`python -m aks_ray.credentials token`: print an ExecCredential for the AKS API, nothing else on stdout."""
-    from . import config
-
-    parser = argparse.ArgumentParser(
-        prog="python -m aks_ray.credentials", description="Kubernetes exec credential plugin for AKS clusters with Azure AD."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    token_parser = sub.add_parser("token", help="print an ExecCredential with an Azure AD token for the AKS server application")
-    token_parser.add_argument("--tenant-id", default=None)
-    token_parser.add_argument("--client-id", default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level="WARNING", stream=sys.stderr, format="aks-ray credentials: %(message)s")
-    github = config._github_context(os.environ) if github is None else github
-    gha.use_workflow_commands(github.actions or github.act)
-    stdout = sys.stdout if stdout is None else stdout
-    try:
-        credential = build_credential(github, args.tenant_id, args.client_id, transport)
-        token = get_aks_token(credential, doing="getting an Azure AD token for the AKS API", assignee=args.client_id)
-    except AksRayError as exc:
-        print(f"aks-ray credentials: {exc}", file=sys.stderr)
-        return exc.exit_code
-    stdout.write(json.dumps(exec_credential(token.token, token.expires_on)) + "\n")
-    stdout.flush()
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(token_main())

@@ -1,10 +1,13 @@
-"""`aks-ray dashboard`: the Ray dashboard of the run's cluster on localhost, never in public.
+"""The Ray dashboard of a run's cluster, on localhost and never in public: how to reach it, and `aks-ray dashboard`.
 
 The dashboard is reached only through `kubectl port-forward` to the head
 Service, bound to 127.0.0.1: whoever can reach a Ray dashboard can run code on
 the cluster, so aks-ray never creates a LoadBalancer or an Ingress for it. Ray's
 token authentication stays on; the token lives in a Secret named after the
 RayCluster, and the command to read it is printed, never the token itself.
+
+`job wait` and `collect` print these commands; this module reads the run
+folder and the Config only, never another step's module.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ import shlex
 from . import proc
 from .config import Config
 from .errors import DeadlineExceeded
-from .job import load_state
-from .rayjob import RunIdentity
+from .rundir import RunIdentity
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,8 @@ def summary_paragraph(cfg: Config, run: RunIdentity, kept: bool) -> str:
     )
 
 
-def main(cfg: Config, words: tuple[str, ...]) -> int:
-    state = load_state(cfg)
-    assert state is not None
-    run = RunIdentity(state.job_name, state.namespace, {})
+def main(cfg: Config) -> int:
+    run = cfg.run_dir.require_job(cfg.kube.job_name, cfg.kube.namespace, cfg.target).identity()
     args = port_forward_args(cfg, run)
     proc.require_executable(
         "kubectl", "install kubectl (https://kubernetes.io/docs/tasks/tools/), or run scripts/tools/get-helm.sh, which brings one."

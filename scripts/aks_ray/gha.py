@@ -3,13 +3,14 @@
 Outside Actions (no GITHUB_* files set) every function still works: groups and
 annotations are plain lines on stderr, outputs and summaries go nowhere.
 The paths come in as arguments (from the Config), so this module never reads
-the environment itself.
+the environment itself (export_env writes to it, as GitHub does between steps).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -102,7 +103,12 @@ def set_outputs(github_output: Path | None, values: dict[str, str]) -> None:
 
 
 def export_env(github_env: Path | None, name: str, value: str) -> None:
-    """Hand an environment variable to the later steps of the job."""
+    """Hand an environment variable to the later steps of the job.
+
+    Also set here: `aks-ray run` runs the later steps in this process, and each
+    reads its Config anew from the environment, as each step of the action does.
+    """
+    os.environ[name] = value
     if github_env is None:
         return
     with open(github_env, "a", encoding="utf-8") as handle:

@@ -4,7 +4,7 @@ plan     terraform init, then plan -out to a saved plan with -detailed-exitcode;
          the changes, by resource, go to the step summary.
 apply    applies exactly that saved plan (or nothing, when it has no changes,
          so a reused cluster costs seconds), then reads `terraform output -json`
-         into step outputs and `infra.json` in --output-dir (no secrets).
+         into step outputs and the run folder's infra state (no secrets).
 destroy  per --destroy-policy: never, always, or on-success (the run's
          metrics.json says SUCCEEDED).
 
@@ -28,23 +28,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import azure_errors, gha, proc, versions
+from . import azure_errors, gha, preflight, proc, versions
+from .azure_auth import require_oidc
 from .config import Config
-from .errors import EXIT_OK, OperationalError, UserError
+from .errors import EXIT_OK, AksRayError, OperationalError, UserError
 
 log = logging.getLogger(__name__)
 
 PLAN_FILE = "aks-ray.tfplan"
 PLAN_SUMMARY_FILE = "plan-summary.json"
 VARS_FILE = "aks-ray.tfvars.json"
-STATE_FILE = "infra.json"
 # Written into the Terraform folder for local state, and removed again when a
 # backend is configured; the marker says it is ours to remove.
 LOCAL_BACKEND_OVERRIDE = "aks_ray_local_backend_override.tf"
 OVERRIDE_MARKER = "# Written by aks-ray: local state for a trial run"
 
 TIMEOUTS = {"init": 600, "plan": 1200, "show": 300, "apply": 3600, "output": 300, "destroy": 3600}
-# Output names copied into infra.json and the step outputs; anything else (and
+# Output names copied into the infra state and the step outputs; anything else (and
 # anything Terraform marks sensitive) stays out.
 PUBLIC_OUTPUTS = (
     "resource_group_name",
@@ -255,38 +255,6 @@ def json_document(output: str) -> dict[str, Any]:
     raise ValueError("no JSON object in the output")
 
 
-# ------------------------------------------------------------- state file
-
-
-def write_state(output_dir: Path, doc: Mapping[str, Any]) -> Path:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / STATE_FILE
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
-
-
-def read_state(output_dir: Path) -> dict[str, Any] | None:
-    path = output_dir / STATE_FILE
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        log.warning("%s is not valid JSON; ignoring it", path)
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def run_succeeded(output_dir: Path) -> bool | None:
-    """The run's verdict from metrics.json (written by every target), or None if there is none."""
-    path = output_dir / "metrics.json"
-    try:
-        status = json.loads(path.read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return None if not status else status == "SUCCEEDED"
-
-
 # ------------------------------------------------------------------ I/O
 
 
@@ -387,22 +355,13 @@ class Terraform:
         self.run("destroy", destroy_args(self.work))
 
 
-def _check_oidc(cfg: Config) -> None:
-    from .credentials import OIDC_PERMISSION_FIX
-
-    if cfg.github.actions and not cfg.github.act and not (cfg.github.oidc_request_url and cfg.github.oidc_request_token):
-        raise UserError("this GitHub Actions job cannot request an OIDC token, so Terraform cannot sign in to Azure.", OIDC_PERMISSION_FIX)
-
-
 def plan(cfg: Config, terraform: Terraform | None = None, *, preflight_check: bool = True, transport: Any = None) -> PlanSummary | None:
     """Preflight, then init + plan; None when infra-mode says not to plan."""
     if cfg.azure.infra_mode != "apply":
         log.info("infra-mode is %s: no plan", cfg.azure.infra_mode)
         return None
-    _check_oidc(cfg)
+    require_oidc(cfg.github, "Terraform")
     if preflight_check:
-        from . import preflight
-
         preflight.run(cfg, transport=transport)
     terraform = terraform or Terraform(cfg)
     with gha.group("terraform init and plan"):
@@ -424,7 +383,7 @@ def apply(cfg: Config, terraform: Terraform | None = None) -> dict[str, Any]:
     if mode == "skip":
         log.info("infra-mode is skip: no Terraform, no Azure calls")
         return fallback
-    _check_oidc(cfg)
+    require_oidc(cfg.github, "Terraform")
     terraform = terraform or Terraform(cfg)
     summary: PlanSummary | None = None
     applied = False
@@ -446,8 +405,7 @@ def apply(cfg: Config, terraform: Terraform | None = None) -> dict[str, Any]:
     if not outputs.get("cluster_name"):
         log.info("Terraform has no outputs (no state here): using the names from the options")
         outputs = fallback
-    state = {**outputs, "infra_mode": mode, "applied": applied, "plan": summary.counts if summary else None}
-    write_state(cfg.output_dir, state)
+    cfg.run_dir.save_infra({**outputs, "infra_mode": mode, "applied": applied, "plan": summary.counts if summary else None})
     gha.set_outputs(cfg.github.output, step_outputs(outputs, summary))
     return outputs
 
@@ -463,25 +421,32 @@ def destroy(cfg: Config, succeeded: bool | None, terraform: Terraform | None = N
                 title="aks-ray: cluster kept",
             )
         return False
-    _check_oidc(cfg)
-    terraform = terraform or Terraform(cfg)
-    with gha.group("terraform destroy"):
-        terraform.prepare()
-        terraform.destroy()
-    state = read_state(cfg.output_dir) or {}
-    write_state(cfg.output_dir, {**state, "destroyed": True})
+    require_oidc(cfg.github, "Terraform")
+    try:
+        terraform = terraform or Terraform(cfg)
+        with gha.group("terraform destroy"):
+            terraform.prepare()
+            terraform.destroy()
+    except AksRayError as exc:
+        raise OperationalError(
+            f"{exc.message} The Azure resources may still exist.",
+            f"delete them with `aks-ray infra destroy --destroy-policy always` or `az group delete -n {cfg.resource_group}`. {exc.fix}".strip(),
+        ) from exc
+    cfg.run_dir.update_infra(destroyed=True)
     gha.append_summary(cfg.github.step_summary, f"### Azure resources destroyed\n\n`{cfg.resource_group}/{cfg.cluster_name}`: {reason}.\n")
     return True
 
 
-def main(cfg: Config, words: tuple[str, ...]) -> int:
-    action = words[-1]
-    if action == "plan":
-        plan(cfg)
-    elif action == "apply":
-        apply(cfg)
-    elif action == "destroy":
-        destroy(cfg, run_succeeded(cfg.output_dir))
-    else:  # pragma: no cover - the CLI offers only these
-        raise UserError(f"unknown infra action {action!r}", "use plan, apply or destroy")
+def plan_step(cfg: Config) -> int:
+    plan(cfg)
+    return EXIT_OK
+
+
+def apply_step(cfg: Config) -> int:
+    apply(cfg)
+    return EXIT_OK
+
+
+def destroy_step(cfg: Config) -> int:
+    destroy(cfg, cfg.run_dir.run_succeeded())
     return EXIT_OK

@@ -1,8 +1,8 @@
 """`aks-ray job submit` and `aks-ray job wait`: create the RayJob, then follow it to a verdict.
 
-The action runs each step as its own process, so submit writes the run's names
-to --output-dir/state.json (no secrets in it) and wait, collect, cleanup and
-dashboard read them back.
+The action runs each step as its own process, so submit saves the run's names
+in the run folder (rundir.RunState, no secrets) and wait, collect, cleanup and
+dashboard read them back from there.
 
 wait logs every transition of the RayJob's jobDeploymentStatus, jobStatus and
 reason; streams the submitter pod's log (the driver's output: `ray job logs
@@ -12,126 +12,29 @@ at the deadline. A failure ends in plain `::error::` annotations with the fix.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from . import diagnose, gha, kube, metrics, rayjob, report, retry
+from . import dashboard, diagnose, gha, kube, metrics, rayjob, report, retry
 from .config import Config
-from .errors import DeadlineExceeded, OperationalError, UserError
+from .errors import DeadlineExceeded, OperationalError
+from .jobstatus import JobState, transitions
+from .rundir import RunDir, RunState
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
 SUBMITTER_CONTAINER = "ray-job-submitter"
 POLL_SECONDS = 5.0
 # KubeRay enforces --timeout itself (activeDeadlineSeconds); aks-ray waits a
 # little longer so that KubeRay's verdict, with its reason, arrives first.
 WAIT_GRACE_SECONDS = 120
 
-# KubeRay 1.7's JobDeploymentStatus values that end a RayJob.
-TERMINAL_DEPLOYMENT = {"Complete", "Failed"}
-# Ray's terminal job statuses.
-TERMINAL_JOB = {"SUCCEEDED", "FAILED", "STOPPED"}
-DEADLINE_REASONS = {"DeadlineExceeded", "PreRunningDeadlineExceeded"}
-
-
-# ------------------------------------------------------------------ state
-
-
-@dataclass
-class RunState:
-    """What later steps need to find this run's objects. Never a secret."""
-
-    job_name: str
-    namespace: str
-    target: str = ""
-    created_at: float = 0.0
-    verdict: str = ""
-
-    def save(self, output_dir: Path) -> None:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / STATE_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-
-
-def load_state(cfg: Config, required: bool = True) -> RunState | None:
-    """The run's state: state.json, else --job-name; None (or UserError) when neither exists."""
-    path = cfg.output_dir / STATE_FILE
-    if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return RunState(**{k: v for k, v in data.items() if k in RunState.__dataclass_fields__})
-    if cfg.kube.job_name:
-        return RunState(job_name=cfg.kube.job_name, namespace=cfg.kube.namespace, target=cfg.target)
-    if required:
-        raise UserError(
-            f"no run to work on: {path} does not exist and --job-name is empty.",
-            "run `aks-ray job submit` with the same --output-dir first, or pass the RayJob's name as --job-name.",
-        )
-    return None
 
 
 # ------------------------------------------------------- pure state logic
-
-
-@dataclass(frozen=True)
-class JobState:
-    """The parts of a RayJob's status that decide what happens next."""
-
-    deployment: str = ""
-    job_status: str = ""
-    reason: str = ""
-    message: str = ""
-    failed_attempts: int = 0
-
-    @classmethod
-    def of(cls, obj: dict[str, Any] | None) -> JobState:
-        status = (obj or {}).get("status") or {}
-        return cls(
-            deployment=status.get("jobDeploymentStatus", "") or "",
-            job_status=status.get("jobStatus", "") or "",
-            reason=status.get("reason", "") or "",
-            message=(status.get("message") or "").strip(),
-            failed_attempts=int(status.get("failed") or 0),
-        )
-
-    @property
-    def terminal(self) -> bool:
-        return self.deployment in TERMINAL_DEPLOYMENT
-
-    @property
-    def succeeded(self) -> bool:
-        return self.deployment == "Complete" and self.job_status == "SUCCEEDED"
-
-    def verdict(self) -> str:
-        """The outputs' status word (report.SUCCEEDED, ...) for a terminal state."""
-        if self.succeeded:
-            return report.SUCCEEDED
-        if self.reason in DEADLINE_REASONS:
-            return report.TIMED_OUT
-        if self.job_status == "STOPPED":
-            return report.STOPPED
-        return report.FAILED
-
-
-def transitions(before: JobState | None, after: JobState) -> list[str]:
-    """One line per field of interest that changed, for the log."""
-    before = before or JobState()
-    lines = []
-    for label, old, new in (
-        ("jobDeploymentStatus", before.deployment, after.deployment),
-        ("jobStatus", before.job_status, after.job_status),
-        ("reason", before.reason, after.reason),
-    ):
-        if old != new and new:
-            lines.append(f"{label}: {old or '(none)'} -> {new}")
-    if after.failed_attempts > before.failed_attempts:
-        lines.append(f"failed attempts: {after.failed_attempts}")
-    return lines
 
 
 def submitter_pod_ready_for_logs(pod: dict[str, Any]) -> bool:
@@ -149,15 +52,14 @@ def submitter_pod_ready_for_logs(pod: dict[str, Any]) -> bool:
 class LogFollower:
     """Streams each submitter pod's log, once, as the pods appear."""
 
-    def __init__(self, kube_: kube.Kube, namespace: str, job_log: Path) -> None:
-        self.kube, self.namespace, self.job_log = kube_, namespace, job_log
+    def __init__(self, kube_: kube.Kube, namespace: str, run_dir: RunDir) -> None:
+        self.kube, self.namespace, self.run_dir = kube_, namespace, run_dir
         self.followed: set[str] = set()
         self.threads: list[threading.Thread] = []
         self.responses: list[Any] = []
         self.lock = threading.Lock()
         self.progress = metrics.ProgressAnnouncer()
-        job_log.parent.mkdir(parents=True, exist_ok=True)
-        job_log.write_text("", encoding="utf-8")
+        run_dir.write_job_log("")
 
     def follow_new(self, pods: list[dict[str, Any]]) -> None:
         for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or ""):
@@ -197,8 +99,7 @@ class LogFollower:
         with self.lock:
             sys.stderr.write(line + "\n")
             sys.stderr.flush()
-            with self.job_log.open("a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
+            self.run_dir.append_job_log(line)
             progress = self.progress.announce(line)
             if progress:
                 log.info("%s", progress)
@@ -223,6 +124,7 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
     namespace_obj, configmap, job = rayjob.render_run(cfg, run)
     api = kube.connect(cfg)
     state = RunState(job_name=run.job_name, namespace=run.namespace, target=cfg.target, created_at=time.time())
+    run_dir = cfg.run_dir
     with gha.group(f"create RayJob {run.namespace}/{run.job_name}"):
         if kube.ensure_namespace(api, namespace_obj):
             log.info("created namespace %s", run.namespace)
@@ -230,7 +132,7 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
         kube.create(api, configmap, dry_run=True)
         kube.create(api, job, dry_run=True)
         # Saved before anything is created, so that `cleanup` finds whatever a crash leaves.
-        state.save(cfg.output_dir)
+        run_dir.save_job(state)
         kube.create(api, configmap)
         log.info(
             "created ConfigMap %s/%s (the training directory, %d files)",
@@ -247,13 +149,8 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
 def gather_diagnostics(api: kube.Kube, state: RunState, log_tail: list[str]) -> list[diagnose.Finding]:
     """Findings from the RayJob, its pods and its events; never raises (it runs on the way out)."""
     try:
-        run = rayjob.RunIdentity(state.job_name, state.namespace, {})
         job = kube.get_rayjob(api, state.namespace, state.job_name)
-        pods = kube.list_pods(api, state.namespace, run.selector)
-        cluster = ((job or {}).get("status") or {}).get("rayClusterName")
-        if cluster:
-            known = {p["metadata"]["name"] for p in pods}
-            pods += [p for p in kube.list_pods(api, state.namespace, f"ray.io/cluster={cluster}") if p["metadata"]["name"] not in known]
+        pods = kube.run_pods(api, state.identity(), job)
         events = diagnose.events_of_run(kube.list_events(api, state.namespace), state.job_name)
         return diagnose.diagnose(job, pods, events, log_tail)
     except Exception as exc:
@@ -266,13 +163,12 @@ def report_findings(findings: list[diagnose.Finding]) -> None:
         gha.error(finding.annotation(), title=f"aks-ray: {finding.title}")
 
 
-def wait(cfg: Config, state: RunState | None = None) -> JobState:
+def wait(cfg: Config, state: RunState) -> JobState:
     """Follow the RayJob to a terminal state or the deadline; raise OperationalError unless it succeeded."""
-    state = state or load_state(cfg)
-    assert state is not None
     api = kube.connect(cfg)
-    run = rayjob.RunIdentity(state.job_name, state.namespace, {})
-    follower = LogFollower(api, state.namespace, cfg.output_dir / report.JOB_LOG)
+    run = state.identity()
+    run_dir = cfg.run_dir
+    follower = LogFollower(api, state.namespace, run_dir)
     deadline = retry.Deadline(cfg.common.timeout + WAIT_GRACE_SECONDS, what=f"RayJob {state.namespace}/{state.job_name}")
     seen: dict[str, JobState | None] = {"last": None}
 
@@ -287,9 +183,7 @@ def wait(cfg: Config, state: RunState | None = None) -> JobState:
         for line in transitions(seen["last"], current):
             log.info("RayJob %s/%s %s", state.namespace, state.job_name, line)
         if current.deployment == "Running" and (seen["last"] is None or seen["last"].deployment != "Running"):
-            from .dashboard import command_line
-
-            log.info("Ray dashboard while the job runs (localhost only): %s", command_line(cfg, run))
+            log.info("Ray dashboard while the job runs (localhost only): %s", dashboard.command_line(cfg, run))
         seen["last"] = current
         follower.follow_new(kube.list_pods(api, state.namespace, f"{run.selector},{rayjob.COMPONENT_LABEL}=submitter"))
         return current if current.terminal else None
@@ -302,17 +196,17 @@ def wait(cfg: Config, state: RunState | None = None) -> JobState:
                 )
             except DeadlineExceeded:
                 state.verdict = report.TIMED_OUT
-                state.save(cfg.output_dir)
-                report_findings(gather_diagnostics(api, state, report.read_job_log(cfg.output_dir)[-500:]))
+                run_dir.save_job(state)
+                report_findings(gather_diagnostics(api, state, run_dir.read_job_log()[-500:]))
                 raise
     finally:
         follower.stop()
     state.verdict = final.verdict()
-    state.save(cfg.output_dir)
+    run_dir.save_job(state)
     if final.succeeded:
         log.info("RayJob %s/%s succeeded in %.0f s", state.namespace, state.job_name, deadline.elapsed)
         return final
-    report_findings(gather_diagnostics(api, state, report.read_job_log(cfg.output_dir)[-500:]))
+    report_findings(gather_diagnostics(api, state, run_dir.read_job_log()[-500:]))
     raise OperationalError(
         f"RayJob {state.namespace}/{state.job_name} ended {final.deployment} (job {final.job_status or 'not started'}"
         f"{', reason ' + final.reason if final.reason else ''}): {final.message[:300]}",
@@ -320,9 +214,11 @@ def wait(cfg: Config, state: RunState | None = None) -> JobState:
     )
 
 
-def main(cfg: Config, words: tuple[str, ...]) -> int:
-    if words[-1] == "submit":
-        submit(cfg)
-    else:
-        wait(cfg)
+def submit_step(cfg: Config) -> int:
+    submit(cfg)
+    return 0
+
+
+def wait_step(cfg: Config) -> int:
+    wait(cfg, cfg.run_dir.require_job(cfg.kube.job_name, cfg.kube.namespace, cfg.target))
     return 0

@@ -20,6 +20,7 @@ from . import retry
 from .config import Config
 from .errors import OperationalError, UserError
 from .rayjob import RAY_GROUP, RAY_VERSION_API
+from .rundir import RunIdentity
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -163,6 +164,16 @@ def list_custom(kube: Kube, namespace: str, plural: str, selector: str) -> list[
 def list_pods(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
     pods = call(f"list pods in {namespace}", lambda: kube.core.list_namespaced_pod(namespace, label_selector=selector))
     return [kube.to_dict(pod) for pod in pods.items]
+
+
+def run_pods(kube: Kube, run: RunIdentity, rayjob: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every pod of one run: those carrying its labels (the submitter), and its RayCluster's (head, workers)."""
+    pods = list_pods(kube, run.namespace, run.selector)
+    cluster = ((rayjob or {}).get("status") or {}).get("rayClusterName")
+    if cluster:
+        known = {p["metadata"]["name"] for p in pods}
+        pods += [p for p in list_pods(kube, run.namespace, f"ray.io/cluster={cluster}") if p["metadata"]["name"] not in known]
+    return pods
 
 
 def list_events(kube: Kube, namespace: str) -> list[dict[str, Any]]:

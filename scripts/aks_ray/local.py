@@ -33,8 +33,9 @@ from .config import Config
 from .errors import EXIT_INTERRUPTED, DeadlineExceeded, OperationalError
 from .metrics import ProgressAnnouncer
 from .proc import terminate_group
-from .report import FAILED, JOB_LOG, MODEL_FILE, STOPPED, SUCCEEDED, TIMED_OUT, RunOutcome, Timings, write_outputs
+from .report import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, RunOutcome, write_outputs
 from .retry import Deadline, retry, wait_until
+from .rundir import LOCAL_ARTIFACTS, MODEL, RAY_LOGS, RAY_START_LOG, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -228,43 +229,51 @@ def wait_for_job(client, job_id: str, deadline: Deadline) -> str:
     return wait_until(terminal, deadline, interval=1.0, fix="raise --timeout, or train fewer epochs")
 
 
+def artifacts_dir(cfg: Config) -> Path:
+    """Where the driver writes model.pt and result.json on this machine."""
+    return cfg.output_dir.resolve() / LOCAL_ARTIFACTS
+
+
+def entrypoint(cfg: Config) -> str:
+    """The driver's command line, as the job will run it."""
+    data_dir = str(cfg.training.data_dir.resolve()) if cfg.training.data_dir else None
+    return jobspec.entrypoint_command(cfg, str(artifacts_dir(cfg)), data_dir)
+
+
 def run(cfg: Config) -> int:
+    """The local target's one step; its outcome is in the outputs and the exit code (0, 1, or 130 if interrupted)."""
+    if cfg.common.dry_run:  # nothing is created: no output folder, no token folder, no Ray
+        print(f"would start a local Ray head and submit: {entrypoint(cfg)}")
+        return 0
     from ray.job_submission import JobSubmissionClient
 
-    output_dir = cfg.output_dir.resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    artifacts_dir = output_dir / "artifacts"
-    timings = Timings()
-    outcome = RunOutcome(target="local", status=FAILED, timings=timings)
+    run_dir = cfg.run_dir
+    output_dir = run_dir.ensure().resolve()
+    outcome = RunOutcome(target="local", status=FAILED)
     deadline = Deadline(cfg.common.timeout, "the training job")
     head = LocalRayHead(
         temp_dir=ray_temp_dir(output_dir),
         cpus=max(os.cpu_count() or 1, cfg.training.workers * cfg.training.cpus_per_worker),
-        log_path=output_dir / "ray-start.log",
+        log_path=output_dir / RAY_START_LOG,
     )
     streamer: LogStreamer | None = None
     client = None
     interrupted = False
 
-    if cfg.common.dry_run:
-        print(f"would start a local Ray head and submit: {jobspec.entrypoint_command(cfg, str(artifacts_dir))}")
-        return 0
-
     with sigterm_as_interrupt():
         try:
-            with gha.group("Start a local Ray head"), timings.phase("ray start"):
+            with gha.group("Start a local Ray head"), run_dir.phase("ray start"):
                 head.start(deadline)
-            with gha.group("Submit the training job"), timings.phase("submit"):
+            with gha.group("Submit the training job"), run_dir.phase("submit"):
                 client = retry(
                     lambda: JobSubmissionClient(head.dashboard_url, headers=head.auth_headers),
                     what="connecting to the Ray Jobs API",
                     attempts=5,
                 )
-                data_dir = str(cfg.training.data_dir.resolve()) if cfg.training.data_dir else None
-                entrypoint = jobspec.entrypoint_command(cfg, str(artifacts_dir), data_dir)
+                command = entrypoint(cfg)
                 outcome.job_id = retry(
                     lambda: client.submit_job(
-                        entrypoint=entrypoint,
+                        entrypoint=command,
                         runtime_env={"working_dir": str(cfg.training.training_dir.resolve()), "excludes": ["__pycache__", "*.pyc"]},
                         metadata={"submitted-by": "aks-ray"},
                     ),
@@ -274,8 +283,8 @@ def run(cfg: Config) -> int:
                     # The dashboard answers before the node's job agent is up.
                     is_transient=lambda exc: "No available agent" in str(exc) or "status code 5" in str(exc),
                 )
-                log.info("submitted %s: %s", outcome.job_id, entrypoint)
-            with gha.group("Training (live log)"), timings.phase("train"):
+                log.info("submitted %s: %s", outcome.job_id, command)
+            with gha.group("Training (live log)"), run_dir.phase("train"):
                 streamer = LogStreamer(client, outcome.job_id)
                 streamer.start()
                 outcome.status = wait_for_job(client, outcome.job_id, deadline)
@@ -291,15 +300,15 @@ def run(cfg: Config) -> int:
             outcome.error = str(exc)
             gha.error(str(exc), title="aks-ray: local run failed")
         finally:
-            with gha.group("Collect outputs"), timings.phase("collect"):
-                collect(cfg, client, outcome, streamer, artifacts_dir, output_dir)
+            with gha.group("Collect outputs"), run_dir.phase("collect"):
+                collect(client, outcome, streamer, artifacts_dir(cfg), run_dir)
             if cfg.common.keep_cluster and head.process is not None:
                 announce_kept_cluster(head, outcome)
             else:
                 outcome.dashboard = (
                     "The local Ray cluster was stopped after the job; run again with `--keep-cluster` to keep its dashboard open."
                 )
-                with timings.phase("ray stop"):
+                with run_dir.phase("ray stop"):
                     head.stop()
                 copy_ray_logs(head.temp_dir, output_dir)
             write_outputs(cfg, outcome)
@@ -310,7 +319,7 @@ def run(cfg: Config) -> int:
     return 0 if outcome.status == SUCCEEDED else 1
 
 
-def collect(cfg: Config, client, outcome: RunOutcome, streamer: LogStreamer | None, artifacts_dir: Path, output_dir: Path) -> None:
+def collect(client, outcome: RunOutcome, streamer: LogStreamer | None, artifacts: Path, run_dir: RunDir) -> None:
     """job.log (whole, from Ray, or what was streamed) and model.pt, whatever state the job is in."""
     if client is not None and outcome.job_id and outcome.status in (STOPPED, TIMED_OUT):
         with contextlib.suppress(Exception):
@@ -326,10 +335,10 @@ def collect(cfg: Config, client, outcome: RunOutcome, streamer: LogStreamer | No
             log.warning("could not fetch the whole job log (%s); keeping what was streamed", exc)
     if text is None and streamer is not None:
         text = "\n".join(streamer.lines)
-    (output_dir / JOB_LOG).write_text(text or "", encoding="utf-8")
-    model = artifacts_dir / MODEL_FILE
+    run_dir.write_job_log(text or "")
+    model = artifacts / MODEL
     if model.exists():
-        shutil.copy2(model, output_dir / MODEL_FILE)
+        shutil.copy2(model, run_dir.model)
     if outcome.status != SUCCEEDED and not outcome.error:
         outcome.error = "\n".join((text or "").splitlines()[-25:])
 
@@ -340,7 +349,7 @@ def copy_ray_logs(temp_dir: Path, output_dir: Path) -> None:
         return
     logs = temp_dir / "session_latest" / "logs"
     if logs.is_dir():
-        shutil.copytree(logs, output_dir / "ray-logs", dirs_exist_ok=True)
+        shutil.copytree(logs, output_dir / RAY_LOGS, dirs_exist_ok=True)
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -209,7 +209,7 @@ def wait_ready(cfg: Config, seconds: float = READY_DEADLINE_SECONDS) -> None:
     )
 
 
-def main(cfg: Config, words: tuple[str, ...]) -> int:
+def main(cfg: Config) -> int:
     source = chart_source(cfg)
     with gha.group(f"install the KubeRay operator ({source.describe()})"):
         changed = install(cfg)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import azure_errors, gha
+from .azure_auth import build_credential, transport_kwargs
 from .config import Config, millicpus
 from .errors import UserError
 
@@ -276,7 +277,7 @@ def fetch(cfg: Config, credential: Any, transport: Any = None) -> tuple[dict[str
     from azure.mgmt.containerservice import ContainerServiceClient
 
     azure = cfg.azure
-    kwargs = {} if transport is None else {"transport": transport}
+    kwargs = transport_kwargs(transport)
     compute = ComputeManagementClient(credential, azure.azure_subscription_id, **kwargs)
     location = azure.location
     try:
@@ -306,8 +307,6 @@ def fetch(cfg: Config, credential: Any, transport: Any = None) -> tuple[dict[str
 
 def run(cfg: Config, *, transport: Any = None, credential: Any = None) -> Report:
     """Fetch, check, report; raise UserError (exit 2) when Azure would refuse the cluster."""
-    from .credentials import build_credential
-
     azure = cfg.azure
     if not azure.azure_subscription_id:
         raise UserError("the subscription ID is not set.", "set --azure-subscription-id (or ARM_SUBSCRIPTION_ID).")

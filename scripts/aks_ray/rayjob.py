@@ -28,7 +28,6 @@ import copy
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +36,14 @@ import yaml
 from . import jobspec, versions
 from .config import PROJECT_ROOT, RAY_POOL_LABEL, RAY_POOL_TAINT, Config
 from .errors import UserError
+from .rundir import MANAGED_BY, RUN_LABEL, RunIdentity
 
 MANIFESTS_DIR = PROJECT_ROOT / "manifests"
 RAYJOB_BASE = MANIFESTS_DIR / "rayjob.yaml"
 
 RAY_GROUP, RAY_VERSION_API = "ray.io", "v1"
 
-# Labels: who manages an object, and which run it belongs to. Cleanup deletes by
-# the run label only, so concurrent runs in one namespace never touch each other.
-MANAGED_BY = ("app.kubernetes.io/managed-by", "aks-ray")
-RUN_LABEL = "aks-ray.io/run"
+# Labels: MANAGED_BY and RUN_LABEL (rundir) find a run's objects; these say what each is and where it came from.
 COMPONENT_LABEL = "aks-ray.io/component"
 GITHUB_RUN_ID_LABEL = "aks-ray.io/github-run-id"
 GITHUB_RUN_ATTEMPT_LABEL = "aks-ray.io/github-run-attempt"
@@ -66,29 +63,6 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 _SKIP_DIRS = {"__pycache__", ".git", ".venv", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 _CONFIGMAP_KEY_UNSAFE = re.compile(r"[^-._a-zA-Z0-9]")
-
-
-@dataclass(frozen=True)
-class RunIdentity:
-    """The names and labels of one run's objects."""
-
-    job_name: str
-    namespace: str
-    labels: dict[str, str]
-
-    @property
-    def configmap_name(self) -> str:
-        return f"{self.job_name}-training"
-
-    @property
-    def head_service(self) -> str:
-        # KubeRay names the RayJob's head Service after the RayJob.
-        return f"{self.job_name}-head-svc"
-
-    @property
-    def selector(self) -> str:
-        """The label selector that finds this run's objects and nothing else."""
-        return f"{MANAGED_BY[0]}={MANAGED_BY[1]},{RUN_LABEL}={self.job_name}"
 
 
 def new_job_name(cfg: Config, token: str | None = None) -> str:

@@ -1,57 +1,29 @@
 """The outputs every target writes, identical in shape.
 
 The target-specific code puts `job.log` (and `model.pt` when training got that
-far) into the output folder, then calls write_outputs(), which derives the rest
-from the log alone: metrics.json, training-curves.png, timings.json and
-summary.md, plus the step summary and step outputs under GitHub Actions.
+far) into the run folder, then calls write_outputs(), which derives the rest
+from the log and the run folder's records: metrics.json, training-curves.png,
+timings.json and summary.md, plus the step summary and step outputs under
+GitHub Actions. A step that fails before any of that (an operator install that
+cannot reach its chart) still leaves metrics.json and summary.md naming it:
+record_failure().
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import gha
 from .config import Config
 from .metrics import TrainingMetrics, parse_log
+from .rundir import CURVES, SUMMARY, StepRecord, Timings
 
 log = logging.getLogger(__name__)
 
 SUCCEEDED, FAILED, STOPPED, TIMED_OUT = "SUCCEEDED", "FAILED", "STOPPED", "TIMED_OUT"
-JOB_LOG = "job.log"
-MODEL_FILE = "model.pt"
-
-
-@dataclass
-class Timings:
-    """Seconds per phase, in the order the phases ran."""
-
-    phases: dict[str, float] = field(default_factory=dict)
-
-    def phase(self, name: str) -> _Phase:
-        return _Phase(self, name)
-
-    @property
-    def total(self) -> float:
-        return round(sum(self.phases.values()), 3)
-
-
-class _Phase:
-    def __init__(self, timings: Timings, name: str) -> None:
-        self.timings, self.name = timings, name
-
-    def __enter__(self) -> None:
-        self.started = time.monotonic()
-
-    def __exit__(self, *exc: object) -> None:
-        elapsed = time.monotonic() - self.started
-        self.timings.phases[self.name] = round(self.timings.phases.get(self.name, 0.0) + elapsed, 3)
-
-
 @dataclass
 class RunOutcome:
     target: str
@@ -65,16 +37,11 @@ class RunOutcome:
     dashboard_command: str = ""
     cluster_name: str = ""
     resource_group: str = ""
-    timings: Timings = field(default_factory=Timings)
-
-
-def read_job_log(output_dir: Path) -> list[str]:
-    path = output_dir / JOB_LOG
-    return path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
+    failed_step: StepRecord | None = None  # the first step that did not succeed (rundir.RunDir.failed_step)
 
 
 def metrics_document(outcome: RunOutcome, metrics: TrainingMetrics) -> dict[str, Any]:
-    return {
+    doc = {
         "status": outcome.status,
         "job_id": outcome.job_id,
         "job_name": outcome.job_name,
@@ -83,6 +50,13 @@ def metrics_document(outcome: RunOutcome, metrics: TrainingMetrics) -> dict[str,
         "epochs": metrics.epochs,
         "final": metrics.final_block(),
     }
+    if outcome.failed_step is not None:
+        doc["failed_step"] = failed_step_block(outcome.failed_step)
+    return doc
+
+
+def failed_step_block(record: StepRecord) -> dict[str, str]:
+    return {"step": record.step, "outcome": record.outcome, "error": record.error}
 
 
 def write_curves(path: Path, metrics: TrainingMetrics, title: str) -> None:
@@ -127,12 +101,14 @@ def _fmt(value: Any, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path) -> str:
+def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, timings: Timings, output_dir: Path) -> str:
     icon = {SUCCEEDED: "✅", FAILED: "❌", TIMED_OUT: "⏱️", STOPPED: "⏹️"}.get(outcome.status, "")
     final, dataset = doc["final"], doc["dataset"] or {}
     lines = [f"## aks-ray: MNIST CNN on Ray ({outcome.target}) {outcome.status} {icon}", ""]
     if dataset.get("warning"):
         lines += [f"> [!WARNING]\n> {dataset['warning']}", ""]
+    if outcome.failed_step is not None:
+        lines += [failed_step_markdown(outcome.failed_step), ""]
     accuracy = final.get("test_accuracy")
     lines += [
         "| | |",
@@ -143,7 +119,7 @@ def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path)
         f"| throughput | {_fmt(final.get('samples_per_second'), ',.0f')} samples/s |",
         f"| dataset | {dataset.get('name', 'unknown')} ({dataset.get('train_size', '?')} train / {dataset.get('test_size', '?')} test) |",
         f"| job | `{outcome.job_name or outcome.job_id or '–'}` |",
-        f"| total time | {outcome.timings.total:.1f} s |",
+        f"| total time | {timings.total:.1f} s |",
         "",
     ]
     if doc["epochs"]:
@@ -159,9 +135,9 @@ def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path)
                 f"| {e['seconds']:.1f} | {e['samples_per_second']:,.0f} |"
             )
         lines.append("")
-    if outcome.timings.phases:
+    if timings.phases:
         lines += ["### Timings", "", "| phase | seconds |", "| --- | ---: |"]
-        lines += [f"| {name} | {seconds:.1f} |" for name, seconds in outcome.timings.phases.items()]
+        lines += [f"| {name} | {seconds:.1f} |" for name, seconds in timings.phases.items()]
         lines.append("")
     if outcome.error:
         lines += ["### What went wrong (last lines)", "", "```text", outcome.error.rstrip(), "```", ""]
@@ -171,13 +147,19 @@ def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path)
     return "\n".join(lines) + "\n"
 
 
-def step_outputs(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path) -> dict[str, str]:
+def failed_step_markdown(record: StepRecord, command: str = "") -> str:
+    what = {"cancelled": "was cancelled"}.get(record.outcome, "failed")
+    name = f"`aks-ray {command}`" if command else f"step `{record.step}`"
+    return f"> [!CAUTION]\n> {name} {what}: {record.error or 'see its log'}".replace("\n\n", "\n")
+
+
+def step_outputs(doc: dict[str, Any], outcome: RunOutcome, timings: Timings, output_dir: Path) -> dict[str, str]:
     accuracy = doc["final"].get("test_accuracy")
     return {
         "job-status": outcome.status,
         "test-accuracy": "" if accuracy is None else f"{accuracy:.4f}",
         "job-name": outcome.job_name or outcome.job_id,
-        "duration-seconds": f"{outcome.timings.total:.0f}",
+        "duration-seconds": f"{timings.total:.0f}",
         "artifacts-path": str(output_dir.resolve()),
         "dashboard-command": outcome.dashboard_command,
         "cluster-name": outcome.cluster_name,
@@ -186,23 +168,50 @@ def step_outputs(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path) -> 
 
 
 def write_outputs(cfg: Config, outcome: RunOutcome) -> dict[str, Any]:
-    """Write metrics.json, training-curves.png, timings.json and summary.md; return metrics.json's content."""
-    output_dir = cfg.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
-    metrics = parse_log(read_job_log(output_dir))
+    """Write metrics.json, training-curves.png, timings.json and summary.md; return metrics.json's content.
+
+    The timings and the failed step (if any) come from the run folder, where every step records them.
+    """
+    run_dir = cfg.run_dir
+    output_dir = run_dir.ensure()
+    if outcome.failed_step is None:
+        outcome.failed_step = run_dir.failed_step()
+    metrics = parse_log(run_dir.read_job_log())
     doc = metrics_document(outcome, metrics)
     if metrics.dataset and metrics.dataset.get("warning"):
         gha.warning(metrics.dataset["warning"], title="aks-ray: not the full MNIST set")
-    (output_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    (output_dir / "timings.json").write_text(
-        json.dumps({**outcome.timings.phases, "total": outcome.timings.total}, indent=2) + "\n", encoding="utf-8"
-    )
+    run_dir.save_metrics(doc)
+    timings = run_dir.timings()
+    run_dir.save_timings(timings)  # timings.json exists whenever a report does, even with no phase timed yet
     try:
-        write_curves(output_dir / "training-curves.png", metrics, f"MNIST CNN on Ray ({outcome.target}): {outcome.status}")
+        write_curves(run_dir.path(CURVES), metrics, f"MNIST CNN on Ray ({outcome.target}): {outcome.status}")
     except Exception as exc:  # a plot is never worth failing a run, or losing the summary over
         log.warning("could not draw training-curves.png: %s", exc)
-    summary = summary_markdown(doc, outcome, output_dir)
-    (output_dir / "summary.md").write_text(summary, encoding="utf-8")
+    summary = summary_markdown(doc, outcome, timings, output_dir)
+    run_dir.write_text(SUMMARY, summary)
     gha.append_summary(cfg.github.step_summary, summary)
-    gha.set_outputs(cfg.github.output, step_outputs(doc, outcome, output_dir))
+    gha.set_outputs(cfg.github.output, step_outputs(doc, outcome, timings, output_dir))
     return doc
+
+
+def record_failure(cfg: Config, record: StepRecord, command: str) -> None:
+    """Name a step that failed in metrics.json and summary.md, writing both when no report exists yet.
+
+    A report already written (by collect, after a failed wait) is amended, not
+    replaced: it holds the job's own figures and findings.
+    """
+    run_dir = cfg.run_dir
+    try:
+        doc = run_dir.load_metrics()
+        if doc is None:
+            write_outputs(cfg, RunOutcome(target=cfg.target, status=FAILED, error=record.error, failed_step=record))
+            return
+        doc.setdefault("failed_steps", []).append(failed_step_block(record))
+        run_dir.save_metrics(doc)
+        section = failed_step_markdown(record, command)
+        summary = run_dir.path(SUMMARY)
+        existing = summary.read_text(encoding="utf-8") if summary.exists() else ""
+        run_dir.write_text(SUMMARY, existing.rstrip("\n") + "\n\n" + section + "\n")
+        gha.append_summary(cfg.github.step_summary, section)
+    except Exception as exc:  # on the way out of a failure already: never hide that failure behind this one
+        log.warning("could not record the failure of %s in the outputs: %s", record.step, exc)

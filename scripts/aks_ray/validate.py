@@ -2,19 +2,25 @@
 
 By the time main() runs, config.load() has already refused bad values (exit 2).
 What is left is to say what was accepted, so a person can see the run's shape.
+The action runs it as `python -m aks_ray.validate` from its own source, before
+anything is installed, so this module needs only the standard library.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
-from . import gha
+from . import commandline, gha
 from .config import Config
 
 log = logging.getLogger(__name__)
 
+HELP = "check every input and exit 2 listing the bad ones; touches nothing"
+SECTIONS = ("common", "training", "kube", "azure")
 
-def main(cfg: Config, words: tuple[str, ...]) -> int:
+
+def main(cfg: Config) -> int:
     t = cfg.training
     log.info(
         "inputs are valid: target=%s, %d worker(s) x %d CPU, %d epoch(s), batch size %d, timeout %d s",
@@ -25,5 +31,10 @@ def main(cfg: Config, words: tuple[str, ...]) -> int:
         t.batch_size,
         cfg.common.timeout,
     )
-    gha.set_outputs(cfg.github.output, {"target": cfg.target})
+    # The output folder as later steps resolve it, for the upload step when no later step reports it.
+    gha.set_outputs(cfg.github.output, {"target": cfg.target, "output-dir": str(cfg.output_dir.resolve())})
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(commandline.main([commandline.Command(("validate",), main, SECTIONS, HELP)], ["validate", *sys.argv[1:]]))
