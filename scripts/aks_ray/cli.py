@@ -8,13 +8,13 @@ codes shared with the other entry points.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from collections.abc import Sequence
 
-from . import dashboard, pipeline
+from . import commandline, dashboard, pipeline
 from .commandline import Command
-from .commandline import main as run_command
 
 COMMANDS: tuple[Command, ...] = (
     Command(("run",), pipeline.run, pipeline.ALL_SECTIONS, "the whole pipeline for --target (local, kubeconfig or aks)"),
@@ -27,8 +27,12 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
+def build_parser() -> argparse.ArgumentParser:
+    return commandline.build_parser(COMMANDS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(COMMANDS, argv)
+    return commandline.main(COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -565,14 +565,14 @@ def action_inputs(environ: Mapping[str, str], problems: list[str]) -> dict[str, 
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
-        problems.append(f"{INPUTS_ENV}: is not a JSON object of inputs; the action sets it to ${{{{ toJSON(inputs) }}}}, leave it unset elsewhere")
+        problems.append(
+            f"{INPUTS_ENV}: is not a JSON object of inputs; the action sets it to ${{{{ toJSON(inputs) }}}}, leave it unset elsewhere"
+        )
         return {}
     return {str(name): value if isinstance(value, str) else json.dumps(value) for name, value in doc.items() if value is not None}
 
 
-def _build_section(
-    cls: type, flags: Mapping[str, Any], environ: Mapping[str, str], inputs: Mapping[str, str], problems: list[str]
-) -> Any:
+def _build_section(cls: type, flags: Mapping[str, Any], environ: Mapping[str, str], inputs: Mapping[str, str], problems: list[str]) -> Any:
     values = {}
     for f in dataclasses.fields(cls):
         source, raw = "default", None

@@ -212,7 +212,9 @@ def obtain_kubeconfig(cfg: Config, *, transport: Any = None, sleep: Callable[[fl
         gha.add_mask(secret)
 
     aad = getattr(cluster, "aad_profile", None) is not None or is_aad_kubeconfig(user_doc)
-    doc = render_kubeconfig(user_doc, aad=aad, plugin=exec_plugin.kubeconfig_user(sys.executable, azure.azure_tenant_id, azure.azure_client_id))
+    doc = render_kubeconfig(
+        user_doc, aad=aad, plugin=exec_plugin.kubeconfig_user(sys.executable, azure.azure_tenant_id, azure.azure_client_id)
+    )
     folder = private_dir(cfg.github)
     path = folder / f"kubeconfig-{cluster_name}"
     write_private(path, yaml.safe_dump(doc, sort_keys=False))

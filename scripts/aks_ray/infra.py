@@ -428,17 +428,15 @@ def destroy(cfg: Config, succeeded: bool | None, terraform: Terraform | None = N
             terraform.prepare()
             terraform.destroy()
     except AksRayError as exc:
-        raise OperationalError(
-            f"{exc.message} The Azure resources may still exist.",
-            f"delete them with `aks-ray infra destroy --destroy-policy always` or `az group delete -n {cfg.resource_group}`. {exc.fix}".strip(),
-        ) from exc
+        by_hand = f"delete them with `aks-ray infra destroy --destroy-policy always` or `az group delete -n {cfg.resource_group}`."
+        raise OperationalError(f"{exc.message} The Azure resources may still exist.", f"{by_hand} {exc.fix}".strip()) from exc
     cfg.run_dir.update_infra(destroyed=True)
     gha.append_summary(cfg.github.step_summary, f"### Azure resources destroyed\n\n`{cfg.resource_group}/{cfg.cluster_name}`: {reason}.\n")
     return True
 
 
-def plan_step(cfg: Config) -> int:
-    plan(cfg)
+def plan_step(cfg: Config, *, transport: Any = None) -> int:
+    plan(cfg, transport=transport)
     return EXIT_OK
 
 

@@ -33,7 +33,6 @@ POLL_SECONDS = 5.0
 WAIT_GRACE_SECONDS = 120
 
 
-
 # ------------------------------------------------------- pure state logic
 
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from . import cleanup, collect, commandline, config, credentials, gha, infra, job, local, operator, rayjob, report, validate
+from . import cleanup, collect, commandline, config, credentials, infra, job, local, operator, rayjob, report, validate
 from .config import TARGETS, Config
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OPERATIONAL, AksRayError
 from .rundir import CANCELLED, FAILURE, SUCCESS, StepRecord

@@ -24,6 +24,8 @@ from .rundir import CURVES, SUMMARY, StepRecord, Timings
 log = logging.getLogger(__name__)
 
 SUCCEEDED, FAILED, STOPPED, TIMED_OUT = "SUCCEEDED", "FAILED", "STOPPED", "TIMED_OUT"
+
+
 @dataclass
 class RunOutcome:
     target: str

@@ -71,8 +71,9 @@ def comment(text: str) -> str:
     return "".join(f"    # {line}\n" for line in text.splitlines())
 
 
-def block(why: str, lines: list[str]) -> str:
-    """One step: its comment, then its keys, indented as in action.yml."""
+def block(why: str, *parts: list[str]) -> str:
+    """One step: its comment, then its keys (given in parts), indented as in action.yml."""
+    lines = [line for part in parts for line in part]
     return comment(why) + f"    - {lines[0]}\n" + "".join(f"      {line}\n" for line in lines[1:])
 
 
@@ -82,33 +83,37 @@ def if_line(expression: str) -> list[str]:
 
 def render_step(step: pipeline.Step) -> str:
     if step.id == "python":
-        return block(
-            step.why,
-            ["name: Set up Python", "id: python", *if_line(NOT_UNDER_ACT), f"uses: {SETUP_PYTHON}", "with:"]
-            + ["  python-version: ${{ inputs.python-version }}", "  update-environment: false"],
-        ) + "\n" + block(
-            "act runs offline here and cannot fetch actions/setup-python: say so instead of skipping silently.",
-            ["name: Set up Python (skipped under act)", *if_line(UNDER_ACT), "shell: bash"]
-            + [
-                'run: echo "::notice title=aks-ray under act::skipped actions/setup-python (it needs GitHub\'s network); '
-                'using $(command -v python3), $(python3 --version)"'
-            ],
+        return (
+            block(
+                step.why,
+                ["name: Set up Python", "id: python", *if_line(NOT_UNDER_ACT), f"uses: {SETUP_PYTHON}", "with:"],
+                ["  python-version: ${{ inputs.python-version }}", "  update-environment: false"],
+            )
+            + "\n"
+            + block(
+                "act runs offline here and cannot fetch actions/setup-python: say so instead of skipping silently.",
+                ["name: Set up Python (skipped under act)", *if_line(UNDER_ACT), "shell: bash"],
+                [
+                    "run: echo \"::notice title=aks-ray under act::skipped actions/setup-python (it needs GitHub's network); "
+                    'using $(command -v python3), $(python3 --version)"'
+                ],
+            )
         )
     if step.id == "validate":
         # From the action's source with the caller's Python: nothing is installed yet. PYTHONSAFEPATH keeps a
         # module in the workspace (the working directory) from standing in for one of the package's.
         return block(
             step.why,
-            [f"name: {title(step)}", "id: validate", *if_line(condition(step)), "shell: bash", "env:"]
-            + [f"  {INPUTS_ENV}", f"  {PYTHON}", '  PYTHONSAFEPATH: "1"', "run: |"]
-            + ['  export PYTHONPATH="$GITHUB_ACTION_PATH/scripts"', '  exec "$PYTHON" -m aks_ray.validate'],
+            [f"name: {title(step)}", "id: validate", *if_line(condition(step)), "shell: bash", "env:"],
+            [f"  {INPUTS_ENV}", f"  {PYTHON}", '  PYTHONSAFEPATH: "1"', "run: |"],
+            ['  export PYTHONPATH="$GITHUB_ACTION_PATH/scripts"', '  exec "$PYTHON" -m aks_ray.validate'],
         )
     if step.id == "install":
         return block(
             step.why,
-            [f"name: {title(step)}", "id: install", *if_line(condition(step)), "shell: bash", "env:"]
-            + [f"  {PYTHON}", "  TARGET: ${{ steps.validate.outputs.target }}", "run: |"]
-            + [
+            [f"name: {title(step)}", "id: install", *if_line(condition(step)), "shell: bash", "env:"],
+            [f"  {PYTHON}", "  TARGET: ${{ steps.validate.outputs.target }}", "run: |"],
+            [
                 '  venv="$RUNNER_TEMP/aks-ray-action/venv"',
                 '  package="${GITHUB_ACTION_PATH%/}"',
                 '  if [[ "$TARGET" == local ]]; then package="$package[train]"; fi',
@@ -120,26 +125,30 @@ def render_step(step: pipeline.Step) -> str:
             ],
         )
     if step.id == "upload":
-        return block(
-            step.why,
-            [f"name: {title(step)}", *if_line(both(condition(step), NOT_UNDER_ACT)), f"uses: {UPLOAD_ARTIFACT}", "with:"]
-            + ["  name: ${{ inputs.artifact-name }}", f"  path: {OUTPUT_DIR}", "  if-no-files-found: warn"],
-        ) + "\n" + block(
-            "act runs offline here and cannot fetch actions/upload-artifact: say where the outputs are instead.",
-            [f"name: {title(step)} (skipped under act)", *if_line(both(condition(step), UNDER_ACT)), "shell: bash", "env:"]
-            + [
-                f"  OUTPUT_DIR: {OUTPUT_DIR}",
-                'run: echo "::notice title=aks-ray under act::skipped actions/upload-artifact (it needs GitHub\'s network); '
-                'the outputs are in $OUTPUT_DIR"',
-            ],
+        return (
+            block(
+                step.why,
+                [f"name: {title(step)}", *if_line(both(condition(step), NOT_UNDER_ACT)), f"uses: {UPLOAD_ARTIFACT}", "with:"],
+                ["  name: ${{ inputs.artifact-name }}", f"  path: {OUTPUT_DIR}", "  if-no-files-found: warn"],
+            )
+            + "\n"
+            + block(
+                "act runs offline here and cannot fetch actions/upload-artifact: say where the outputs are instead.",
+                [f"name: {title(step)} (skipped under act)", *if_line(both(condition(step), UNDER_ACT)), "shell: bash", "env:"],
+                [
+                    f"  OUTPUT_DIR: {OUTPUT_DIR}",
+                    "run: echo \"::notice title=aks-ray under act::skipped actions/upload-artifact (it needs GitHub's network); "
+                    'the outputs are in $OUTPUT_DIR"',
+                ],
+            )
         )
     if not step.command:
         raise ValueError(f"pipeline step {step.id!r} has no command and no template here")
     # `exec`: the runner's cancel signals (SIGINT, then SIGTERM) reach aks-ray itself, not a shell in between.
     return block(
         step.why,
-        [f"name: {title(step)}", f"id: {step.id}", *if_line(condition(step)), "shell: bash", "env:"]
-        + [f"  {INPUTS_ENV}", f"  {VENV_BIN}", f"run: exec \"$ACTION_VENV_BIN/aks-ray\" {' '.join(step.command)}"],
+        [f"name: {title(step)}", f"id: {step.id}", *if_line(condition(step)), "shell: bash", "env:"],
+        [f"  {INPUTS_ENV}", f"  {VENV_BIN}", f'run: exec "$ACTION_VENV_BIN/aks-ray" {" ".join(step.command)}'],
     )
 
 

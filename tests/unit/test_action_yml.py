@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
+import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from aks_ray import cli, config, report, versions
+from aks_ray import config, pipeline, report, versions
+from aks_ray.errors import ConfigError
+from aks_ray.rundir import Timings
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTION_TEXT = (ROOT / "action.yml").read_text(encoding="utf-8")
@@ -26,7 +26,8 @@ ACTION_ONLY_INPUTS = {"python-version": versions.PYTHON_VERSION, "artifact-name"
 CLI_ONLY_OPTIONS = {"dry-run": "the action's later steps need what the earlier ones created; dry runs are a CLI affair"}
 OPTIONS = {config.flag_name(f): f for section in config.SECTIONS.values() for f in dataclasses.fields(section)}
 # The CLI from the private venv, or (validate, before the install) from the action's source.
-AKS_RAY_CALL = re.compile(r'(?:"\$ACTION_VENV_BIN/aks-ray"|"\$PYTHON" -m aks_ray\.cli) ([a-z]+(?: [a-z]+)?)')
+AKS_RAY_CALL = re.compile(r'(?:"\$ACTION_VENV_BIN/aks-ray"|"\$PYTHON" -m aks_ray\.(?:cli|validate))(?: ([a-z]+(?: [a-z]+)?))?')
+INPUTS_LINE = "${{ toJSON(inputs) }}"
 
 
 def _load_tool(name: str):
@@ -37,7 +38,7 @@ def _load_tool(name: str):
 
 
 action_docs = _load_tool("action_docs")
-action_env = _load_tool("action_env")
+action_steps = _load_tool("action_steps")
 
 
 def stated_default(field: dataclasses.Field) -> str:
@@ -53,15 +54,8 @@ def aks_ray_steps() -> list[tuple[dict, tuple[str, ...]]]:
     for step in STEPS:
         match = AKS_RAY_CALL.search(step.get("run", ""))
         if match:
-            found.append((step, tuple(match.group(1).split())))
+            found.append((step, tuple((match.group(1) or "validate").split())))
     return found
-
-
-def command_sections(words: tuple[str, ...]) -> tuple[str, ...]:
-    for command_words, _module, sections, _help in cli.COMMANDS:
-        if command_words == words:
-            return sections
-    raise AssertionError(f"action.yml runs `aks-ray {' '.join(words)}`, which cli.py does not declare")
 
 
 # ---------------------------------------------------------------- inputs
@@ -114,51 +108,31 @@ def test_no_expression_inside_run(index):
     assert "${{" not in STEPS[index].get("run", "")
 
 
-def test_every_aks_ray_variable_is_an_input_the_cli_knows():
-    known = {config.env_name(f): name for name, f in OPTIONS.items()}
-    for step in STEPS:
-        for variable, value in step.get("env", {}).items():
-            if variable.startswith(config.ENV_PREFIX):
-                assert variable in known, f"{step['name']}: {variable} is not an option of config.py"
-                assert value == f"${{{{ inputs.{known[variable]} }}}}", f"{step['name']}: {variable}={value}"
+def test_steps_are_what_the_generator_writes_from_the_step_list():
+    assert action_steps.generate(ACTION_TEXT) == ACTION_TEXT, "run: python scripts/tools/action_steps.py"
+
+
+def test_the_generator_restores_a_changed_step():
+    changed = ACTION_TEXT.replace('exec "$ACTION_VENV_BIN/aks-ray" job wait', 'exec "$ACTION_VENV_BIN/aks-ray" job submit', 1)
+    assert changed != ACTION_TEXT and action_steps.generate(changed) == ACTION_TEXT
+
+
+def test_one_action_step_per_pipeline_step_in_the_same_order():
+    ids = [s.get("id") for s in STEPS if s.get("id")]
+    assert ids == [step.id for step in pipeline.STEPS if step.id != "upload"]
+    assert [words for _step, words in aks_ray_steps()] == [step.command for step in pipeline.STEPS if step.command]
 
 
 @pytest.mark.parametrize("step, words", aks_ray_steps(), ids=[s["name"] for s, _ in aks_ray_steps()])
-def test_step_passes_every_option_its_command_reads(step, words):
-    expected = {
-        config.env_name(f)
-        for section in command_sections(words)
-        for f in dataclasses.fields(config.SECTIONS[section])
-        if config.flag_name(f) not in CLI_ONLY_OPTIONS
-    }
-    given = {name for name in step.get("env", {}) if name.startswith(config.ENV_PREFIX)}
-    assert given == expected, f"missing {sorted(expected - given)}, extra {sorted(given - expected)}: run scripts/tools/action_env.py"
+def test_every_aks_ray_step_gets_the_inputs_as_one_document(step, words):
+    assert step["env"][config.INPUTS_ENV] == INPUTS_LINE
+    # Nothing else of the inputs: one line per input per step is what the document replaced.
+    assert not [name for name in step["env"] if name.startswith(config.ENV_PREFIX) and name != config.INPUTS_ENV]
 
 
-def test_env_blocks_are_what_action_env_writes():
-    assert set(action_env.CLI_ONLY_OPTIONS) == set(CLI_ONLY_OPTIONS)
-    assert action_env.sync(ACTION_TEXT) == ACTION_TEXT, "run: python scripts/tools/action_env.py"
-
-
-def test_action_env_restores_a_dropped_variable():
-    dropped = ACTION_TEXT.replace("        AKS_RAY_EPOCHS: ${{ inputs.epochs }}\n", "", 1)
-    assert dropped != ACTION_TEXT and action_env.sync(dropped) == ACTION_TEXT
-
-
-def test_the_pipeline_runs_in_order():
-    assert [words for _step, words in aks_ray_steps()] == [
-        ("validate",),
-        ("infra", "plan"),
-        ("infra", "apply"),
-        ("credentials",),
-        ("operator", "install"),
-        ("job", "submit"),
-        ("job", "wait"),
-        ("run",),
-        ("collect",),
-        ("cleanup",),
-        ("infra", "destroy"),
-    ]
+@pytest.mark.parametrize("step, words", [(s, w) for s, w in aks_ray_steps() if w != ("validate",)], ids=lambda v: str(v))
+def test_steps_exec_the_cli_so_cancel_signals_reach_it(step, words):
+    assert step["run"].startswith('exec "$ACTION_VENV_BIN/aks-ray" '), step["name"]
 
 
 @pytest.mark.parametrize("step, words", [(s, w) for s, w in aks_ray_steps() if w != ("validate",)], ids=lambda v: str(v))
@@ -196,7 +170,9 @@ def test_validation_comes_before_any_install():
     ids = [s.get("id") for s in STEPS]
     assert ids.index("validate") < ids.index("install")
     validate = STEPS[ids.index("validate")]
-    assert "pip" not in validate["run"] and '"$PYTHON" -m aks_ray.cli validate' in validate["run"]
+    assert "pip" not in validate["run"] and 'exec "$PYTHON" -m aks_ray.validate' in validate["run"]
+    # The workspace is the working directory: a module there must not stand in for one of the package's.
+    assert validate["env"]["PYTHONSAFEPATH"] == "1"
 
 
 def test_only_the_local_target_installs_the_training_extra():
@@ -206,25 +182,28 @@ def test_only_the_local_target_installs_the_training_extra():
     assert 'if [[ "$TARGET" == local ]]; then package="$package[train]"; fi' in install["run"]
 
 
-def test_validate_needs_only_the_standard_library(tmp_path):
-    """The validate step runs from the action's source before anything is installed: no site-packages."""
-    script = "import sys; sys.path.insert(0, sys.argv[1]); from aks_ray import cli; sys.exit(cli.main(['validate']))"
-    env = {"PATH": os.environ["PATH"], "AKS_RAY_TARGET": "kubeconfig", "AKS_RAY_EPOCHS": "0"}
-    bad = subprocess.run([sys.executable, "-S", "-c", script, str(ROOT / "scripts")], env=env, cwd=tmp_path, capture_output=True, text=True)
-    assert bad.returncode == 2, bad.stderr
-    assert "AKS_RAY_EPOCHS (--epochs)" in bad.stderr
-    env["AKS_RAY_EPOCHS"] = "1"
-    good = subprocess.run(
-        [sys.executable, "-S", "-c", script, str(ROOT / "scripts")], env=env, cwd=tmp_path, capture_output=True, text=True
-    )
-    assert good.returncode == 0, good.stderr
+def test_the_inputs_document_reaches_the_options(tmp_path):
+    """What toJSON(inputs) hands a step is read as AKS_RAY_<OPTION> would be; a flag or a variable still wins."""
+    document = json.dumps({"epochs": "7", "workers": "", "target": "kubeconfig", "python-version": "3.11"})
+    cfg = config.load({}, {config.INPUTS_ENV: document, "AKS_RAY_OUTPUT_DIR": str(tmp_path)})
+    assert (cfg.training.epochs, cfg.training.workers, cfg.target) == (7, 2, "kubeconfig")
+    cfg = config.load({"epochs": "9"}, {config.INPUTS_ENV: document, "AKS_RAY_SEED": "5"})
+    assert (cfg.training.epochs, cfg.training.seed) == (9, 5)
+
+
+def test_a_bad_value_in_the_inputs_document_names_the_input():
+    with pytest.raises(ConfigError) as caught:
+        config.load({}, {config.INPUTS_ENV: json.dumps({"workers": "0"})})
+    assert "the action's input workers (--workers)" in caught.value.problems[0]
+    with pytest.raises(ConfigError, match=config.INPUTS_ENV):
+        config.load({}, {config.INPUTS_ENV: "not json"})
 
 
 # --------------------------------------------------------------- outputs
 
 
 def test_outputs_are_what_the_cli_writes():
-    written = report.step_outputs({"final": {}}, report.RunOutcome(target="local", status="SUCCEEDED"), Path("out"))
+    written = report.step_outputs({"final": {}}, report.RunOutcome(target="local", status="SUCCEEDED"), Timings(), Path("out"))
     assert set(ACTION["outputs"]) == set(written)
 
 

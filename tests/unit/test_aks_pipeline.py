@@ -1,16 +1,23 @@
-"""aks-ray run --target aks: the order of the phases, what the kubeconfig pipeline receives, and clean-up on every path."""
+"""The aks target through the real step list: Azure and Terraform steps for real (fake ARM transport, fake
+terraform on PATH), the Kubernetes steps stood in for; the order, what the Kubernetes steps receive, and
+clean-up on every path."""
 
 from __future__ import annotations
+
+import dataclasses
+import functools
+import os
 
 import pytest
 from azure_http_fakes import FakeAzure, actions_environ, usage, vm_sku
 from terraform_fakes import FakeTerraform
 
-from aks_ray import aks_pipeline, config, gha
+from aks_ray import config, credentials, gha, infra, pipeline, rayjob
 from aks_ray.config import RAY_POOL_LABEL, RAY_POOL_TAINT
-from aks_ray.errors import OperationalError, UserError
+from aks_ray.errors import EXIT_USER, OperationalError
 
 SKUS = [vm_sku("Standard_D2s_v5", "standardDSv5Family", 2), vm_sku("Standard_D4s_v5", "standardDSv5Family", 4)]
+KUBE_STEPS = {"operator", "submit", "wait", "collect", "cleanup"}
 
 
 @pytest.fixture(autouse=True)
@@ -29,137 +36,143 @@ def cloud(quota: int = 100) -> FakeAzure:
     )
 
 
-def load(tmp_path, tf: FakeTerraform, **env: str | None) -> config.Config:
-    return config.load({}, {**actions_environ(tmp_path, **env), "AKS_RAY_TERRAFORM_DIR": str(tf.dir)})
+def load(tmp_path, tf: FakeTerraform, monkeypatch, **env: str | None) -> config.Config:
+    """The step's environment in os.environ, as on a runner: every step reads its Config anew from it."""
+    for name in [n for n in os.environ if n.startswith(("AKS_RAY_", "ARM_", "AZURE_", "GITHUB_", "ACTIONS_", "KUBECONFIG"))]:
+        monkeypatch.delenv(name)
+    for name, value in {**actions_environ(tmp_path, **env), "AKS_RAY_TERRAFORM_DIR": str(tf.dir)}.items():
+        monkeypatch.setenv(name, value)
+    return config.load({})
 
 
-class KubePipeline:
-    """Stands in for kube_pipeline.run: records the Config it was given, returns or raises as told."""
+class KubeSteps:
+    """Stands in for the Kubernetes steps: records the Config each received; one of them may fail."""
 
-    def __init__(self, result: int | BaseException = 0) -> None:
-        self.result = result
-        self.received: list[config.Config] = []
+    def __init__(self, failing: str | None = None, error: BaseException | None = None) -> None:
+        self.failing, self.error = failing, error
+        self.received: dict[str, config.Config] = {}
 
-    def __call__(self, cfg: config.Config) -> int:
-        self.received.append(cfg)
-        if isinstance(self.result, BaseException):
-            raise self.result
-        return self.result
+    def __call__(self, step_id: str, cfg: config.Config) -> int:
+        self.received[step_id] = cfg
+        if step_id == self.failing:
+            raise self.error or OperationalError(f"{step_id} failed")
+        return 0
 
 
-def test_success_provisions_trains_on_the_ray_pool_and_destroys(tmp_path, tf):
-    azure = cloud()
-    kube = KubePipeline(0)
-    cfg = load(tmp_path, tf)
+def run_aks(cfg: config.Config, azure: FakeAzure, kube: KubeSteps) -> int:
+    seams = {
+        "infra-plan": functools.partial(infra.plan_step, transport=azure.transport()),
+        "credentials": functools.partial(credentials.main, transport=azure.transport()),
+    }
 
-    assert aks_pipeline.run(cfg, transport=azure.transport(), kube_run=kube) == 0
+    def run(step: pipeline.Step, cfg: config.Config) -> int:
+        function = functools.partial(kube, step.id) if step.id in KUBE_STEPS else seams.get(step.id, step.function)
+        return pipeline.run_step(dataclasses.replace(step, function=function), cfg)
+
+    return pipeline.execute(cfg, pipeline.steps_for("aks"), run=run)
+
+
+def test_success_provisions_trains_on_the_ray_pool_and_destroys(tmp_path, tf, monkeypatch):
+    azure, kube = cloud(), KubeSteps()
+    cfg = load(tmp_path, tf, monkeypatch)
+
+    assert run_aks(cfg, azure, kube) == 0
 
     assert tf.commands() == ["init", "plan", "show", "apply", "output", "init", "destroy"]
-    given = kube.received[0]
+    given = kube.received["submit"]
     kubeconfig = tmp_path / "runner-temp" / "aks-ray" / "kubeconfig-aksray-aks"
+    # The kubeconfig reached the later steps the way it does in the action: exported, then read from the environment.
     assert given.kube.kubeconfig == kubeconfig
-    assert given.kube.node_selector == (RAY_POOL_LABEL,)
-    assert given.kube.tolerations == (RAY_POOL_TAINT,)
+    assert rayjob.node_selector(given) == {RAY_POOL_LABEL[0]: RAY_POOL_LABEL[1]}
+    assert [(t["key"], t["value"], t["effect"]) for t in rayjob.tolerations(given)] == [RAY_POOL_TAINT]
     assert given.training == cfg.training
     assert f"KUBECONFIG={kubeconfig}" in (tmp_path / "gh" / "env").read_text()
     # The preflight and the credentials both went through Azure.
     assert azure.called("usages") and azure.called("list_user_credential")
-    outputs = (tmp_path / "gh" / "output").read_text().splitlines()
-    assert outputs[-3:] == [
-        "resource-group=aksray-rg",
-        "cluster-name=aksray-aks",
-        "oidc-issuer-url=https://eastus.oic.prod-aks.azure.com/tenant/issuer/",
-    ]
+    outputs = (tmp_path / "gh" / "output").read_text()
+    assert "cluster-name=aksray-aks\n" in outputs and "oidc-issuer-url=https://eastus.oic.prod-aks.azure.com/tenant/issuer/\n" in outputs
+    # One timer for every phase, on this target too.
+    phases = cfg.run_dir.timings().phases
+    assert {"infra-plan", "infra-apply", "credentials", "destroy"} <= set(phases)
+    assert [r.step for r in cfg.run_dir.steps()] == [s.id for s in pipeline.steps_for("aks")][1:]  # validate writes nothing
 
 
-def test_explicit_selector_and_tolerations_are_kept(tmp_path, tf):
-    kube = KubePipeline(0)
-    cfg = load(tmp_path, tf, AKS_RAY_NODE_SELECTOR="pool=gpu", AKS_RAY_TOLERATIONS="sku=gpu:NoSchedule", AKS_RAY_DESTROY_POLICY="never")
+def test_on_success_keeps_a_failed_run_for_debugging(tmp_path, tf, monkeypatch):
+    cfg = load(tmp_path, tf, monkeypatch, AKS_RAY_DESTROY_POLICY="on-success")
+    cfg.run_dir.save_metrics({"status": "FAILED"})  # what collect writes after a failed job
 
-    aks_pipeline.run(cfg, transport=cloud().transport(), kube_run=kube)
-
-    assert kube.received[0].kube.node_selector == (("pool", "gpu"),)
-    assert kube.received[0].kube.tolerations == (("sku", "gpu", "NoSchedule"),)
-    assert "destroy" not in tf.commands()
-
-
-def test_on_success_keeps_a_failed_run_for_debugging(tmp_path, tf):
-    cfg = load(tmp_path, tf, AKS_RAY_DESTROY_POLICY="on-success")
-
-    assert aks_pipeline.run(cfg, transport=cloud().transport(), kube_run=KubePipeline(1)) == 1
+    assert run_aks(cfg, cloud(), KubeSteps("wait")) == 1
 
     assert "destroy" not in tf.commands()
 
 
-def test_a_crash_in_the_kube_pipeline_still_destroys(tmp_path, tf):
-    cfg = load(tmp_path, tf, AKS_RAY_DESTROY_POLICY="always")
+def test_a_crash_in_a_kubernetes_step_still_collects_cleans_up_and_destroys(tmp_path, tf, monkeypatch):
+    kube = KubeSteps("wait", RuntimeError("a bug"))
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_aks(load(tmp_path, tf, monkeypatch, AKS_RAY_DESTROY_POLICY="always"), cloud(), kube)
 
-    with pytest.raises(OperationalError, match="job failed"):
-        aks_pipeline.run(cfg, transport=cloud().transport(), kube_run=KubePipeline(OperationalError("job failed")))
-
+    assert {"collect", "cleanup"} <= set(kube.received)
     assert tf.commands()[-2:] == ["init", "destroy"]
 
 
-def test_a_failed_apply_destroys_what_it_may_have_created(tmp_path, tf):
+def test_a_failed_apply_destroys_what_it_may_have_created(tmp_path, tf, monkeypatch):
     tf.exit("apply", 1)
-    kube = KubePipeline(0)
+    kube = KubeSteps()
 
-    with pytest.raises(OperationalError):
-        aks_pipeline.run(load(tmp_path, tf), transport=cloud().transport(), kube_run=kube)
+    assert run_aks(load(tmp_path, tf, monkeypatch), cloud(), kube) == 1
 
     assert tf.commands()[-2:] == ["init", "destroy"]
-    assert kube.received == []
+    assert kube.received == {}
 
 
-def test_a_failed_preflight_touches_nothing(tmp_path, tf):
-    with pytest.raises(UserError, match="quota"):
-        aks_pipeline.run(load(tmp_path, tf), transport=cloud(quota=4).transport(), kube_run=KubePipeline(0))
+def test_a_failed_preflight_touches_nothing_and_says_why_in_the_outputs(tmp_path, tf, monkeypatch):
+    cfg = load(tmp_path, tf, monkeypatch)
+
+    assert run_aks(cfg, cloud(quota=4), KubeSteps()) == EXIT_USER
 
     assert tf.calls() == []
+    failed = cfg.run_dir.load_metrics()["failed_step"]
+    assert failed["step"] == "infra-plan" and "quota" in failed["error"]
 
 
-def test_a_failed_destroy_fails_a_successful_run(tmp_path, tf, capsys):
+def test_a_failed_destroy_fails_a_successful_run(tmp_path, tf, monkeypatch, capsys):
     tf.exit("destroy", 1)
 
-    assert aks_pipeline.run(load(tmp_path, tf), transport=cloud().transport(), kube_run=KubePipeline(0)) == 1
+    assert run_aks(load(tmp_path, tf, monkeypatch), cloud(), KubeSteps()) == 1
 
     assert "az group delete -n aksray-rg" in capsys.readouterr().err
 
 
-def test_a_reused_cluster_with_no_changes_skips_apply_and_destroy(tmp_path, tf):
+def test_a_reused_cluster_with_no_changes_skips_apply_and_destroy(tmp_path, tf, monkeypatch):
     tf.exit("plan", 0)
-    cfg = load(tmp_path, tf, AKS_RAY_DESTROY_POLICY="never")
 
-    assert aks_pipeline.run(cfg, transport=cloud().transport(), kube_run=KubePipeline(0)) == 0
+    assert run_aks(load(tmp_path, tf, monkeypatch, AKS_RAY_DESTROY_POLICY="never"), cloud(), KubeSteps()) == 0
 
     assert tf.commands() == ["init", "plan", "output"]
 
 
-def test_skip_needs_a_kubeconfig_and_calls_no_azure(tmp_path, tf):
+def test_skip_needs_a_kubeconfig_and_calls_no_azure(tmp_path, tf, monkeypatch):
     azure = cloud()
-    with pytest.raises(UserError, match="needs a kubeconfig"):
-        aks_pipeline.run(load(tmp_path, tf, AKS_RAY_INFRA_MODE="skip"), transport=azure.transport(), kube_run=KubePipeline(0))
+    assert run_aks(load(tmp_path, tf, monkeypatch, AKS_RAY_INFRA_MODE="skip"), azure, KubeSteps()) == EXIT_USER
 
-    kube = KubePipeline(0)
+    kube = KubeSteps()
     given = tmp_path / "my-kubeconfig"
-    cfg = load(tmp_path, tf, AKS_RAY_INFRA_MODE="skip", KUBECONFIG=str(given), AKS_RAY_KUBE_CONTEXT="mine")
-    assert aks_pipeline.run(cfg, transport=azure.transport(), kube_run=kube) == 0
+    (tmp_path / "again").mkdir()
+    cfg = load(tmp_path / "again", tf, monkeypatch, AKS_RAY_INFRA_MODE="skip", KUBECONFIG=str(given), AKS_RAY_KUBE_CONTEXT="mine")
+    assert run_aks(cfg, azure, kube) == 0
 
-    assert kube.received[0].kube.kubeconfig == given
-    assert kube.received[0].kube.kube_context == "mine"
-    assert kube.received[0].kube.node_selector == (RAY_POOL_LABEL,)
+    assert kube.received["submit"].kube.kubeconfig == given
+    assert kube.received["submit"].kube.kube_context == "mine"
     assert tf.calls() == [] and azure.calls == []
 
 
-def test_dry_run_touches_nothing_and_shows_the_terraform_variables(tmp_path, tf, capsys):
-    azure = cloud()
-    kube = KubePipeline(0)
+def test_dry_run_touches_nothing_and_shows_the_terraform_variables(tmp_path, tf, monkeypatch, capsys):
+    cfg = load(tmp_path, tf, monkeypatch, AKS_RAY_DRY_RUN="true")
 
-    rc = aks_pipeline.run(load(tmp_path, tf, AKS_RAY_DRY_RUN="true"), transport=azure.transport(), kube_run=kube)
+    assert pipeline.run(cfg) == 0
 
-    assert rc == 0
     out = capsys.readouterr().out
     assert '#   ray_vm_size = "Standard_D4s_v5"' in out
-    assert all(line.startswith("#") for line in out.splitlines()), "stdout stays a YAML stream (comments only from this part)"
-    assert tf.calls() == [] and azure.calls == []
-    assert kube.received[0].kube.tolerations == (RAY_POOL_TAINT,)
+    assert "kind: RayJob" in out and "aks-ray.io/pool" in out  # the RayJob lands on the Ray pool
+    assert tf.calls() == []
+    assert not cfg.output_dir.exists()

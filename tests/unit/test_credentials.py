@@ -30,7 +30,7 @@ from azure_http_fakes import (
     user_kubeconfig,
 )
 
-from aks_ray import config, credentials, gha, infra
+from aks_ray import azure_auth, config, credentials, exec_plugin, gha
 from aks_ray.errors import EXIT_USER, OperationalError, UserError
 
 SECRETS = (AKS_TOKEN, ARM_TOKEN, GITHUB_JWT, OIDC_REQUEST_TOKEN)
@@ -60,7 +60,7 @@ def test_aad_cluster_gets_a_private_kubeconfig_with_the_exec_plugin(tmp_path, ca
     cloud = FakeAzure(aad=True)
     cfg = load(tmp_path)
 
-    assert credentials.main(cfg, ("credentials",), transport=cloud.transport()) == 0
+    assert credentials.main(cfg, transport=cloud.transport()) == 0
 
     path = tmp_path / "runner-temp" / "aks-ray" / "kubeconfig-aksray-aks"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -69,7 +69,7 @@ def test_aad_cluster_gets_a_private_kubeconfig_with_the_exec_plugin(tmp_path, ca
     user = doc["users"][0]["user"]
     assert list(user) == ["exec"]
     assert user["exec"]["command"] == sys.executable
-    assert user["exec"]["args"] == ["-m", "aks_ray.credentials", "token", "--tenant-id", TENANT, "--client-id", CLIENT]
+    assert user["exec"]["args"] == ["-m", "aks_ray.exec_plugin", "--azure-tenant-id", TENANT, "--azure-client-id", CLIENT]
     assert doc["clusters"][0]["cluster"]["server"].startswith("https://aksray-abc123")
     text = path.read_text()
     assert "kubelogin" not in text
@@ -117,7 +117,7 @@ def test_local_account_cluster_keeps_its_user_and_masks_its_secrets(tmp_path, ca
 def test_names_come_from_the_infra_state_file(tmp_path):
     cloud = FakeAzure()
     cfg = load(tmp_path, AKS_RAY_NAME_PREFIX="other")
-    infra.write_state(cfg.output_dir, {"resource_group_name": "aksray-rg", "cluster_name": "aksray-aks"})
+    cfg.run_dir.save_infra({"resource_group_name": "aksray-rg", "cluster_name": "aksray-aks"})
 
     credentials.obtain_kubeconfig(cfg, transport=cloud.transport())
 
@@ -226,7 +226,7 @@ def test_a_missing_cluster_points_at_infra_apply(tmp_path):
 
 def test_outside_actions_the_default_credential_chain_is_used(tmp_path):
     cfg = load(tmp_path, GITHUB_ACTIONS=None, ACTIONS_ID_TOKEN_REQUEST_URL=None, ACTIONS_ID_TOKEN_REQUEST_TOKEN=None)
-    credential = credentials.build_credential(cfg.github, TENANT, CLIENT)
+    credential = azure_auth.build_credential(cfg.github, TENANT, CLIENT)
     assert type(credential.inner).__name__ == "DefaultAzureCredential"
 
 
@@ -234,12 +234,15 @@ def test_outside_actions_the_default_credential_chain_is_used(tmp_path):
 
 
 def test_token_plugin_prints_an_exec_credential_renewed_before_expiry(tmp_path, capsys):
-    cfg = load(tmp_path)
     out = io.StringIO()
     before = time.time()
 
-    rc = credentials.token_main(
-        ["token", "--tenant-id", TENANT, "--client-id", CLIENT], github=cfg.github, transport=FakeAzure().transport(), stdout=out
+    # The plugin reads its settings through config, from the flags the kubeconfig passes and the environment.
+    rc = exec_plugin.main(
+        ["--azure-tenant-id", TENANT, "--azure-client-id", CLIENT],
+        environ=actions_environ(tmp_path),
+        transport=FakeAzure().transport(),
+        stdout=out,
     )
 
     assert rc == 0
@@ -248,12 +251,12 @@ def test_token_plugin_prints_an_exec_credential_renewed_before_expiry(tmp_path, 
     assert doc["kind"] == "ExecCredential"
     assert doc["status"]["token"] == AKS_TOKEN
     renew = time.mktime(time.strptime(doc["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
-    assert before + 3600 - credentials.RENEW_MARGIN_SECONDS - 5 <= renew <= time.time() + 3600 - credentials.RENEW_MARGIN_SECONDS + 5
+    assert before + 3600 - exec_plugin.RENEW_MARGIN_SECONDS - 5 <= renew <= time.time() + 3600 - exec_plugin.RENEW_MARGIN_SECONDS + 5
     assert AKS_TOKEN in masked(capsys.readouterr().err)
 
 
 def test_exec_credential_of_a_nearly_expired_token_is_due_now():
-    doc = credentials.exec_credential("t", expires_on=1_000_060, now=1_000_000)
+    doc = exec_plugin.exec_credential("t", expires_on=1_000_060, now=1_000_000)
     assert doc["status"]["expirationTimestamp"] == "1970-01-12T13:46:40Z"
 
 
@@ -261,7 +264,7 @@ def test_the_plugin_entry_point_fails_cleanly_without_oidc(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACTIONS_", "GITHUB_", "ARM_", "AZURE_"))}
     env["GITHUB_ACTIONS"] = "true"
     result = subprocess.run(
-        [sys.executable, "-m", "aks_ray.credentials", "token", "--tenant-id", TENANT, "--client-id", CLIENT],
+        [sys.executable, "-m", "aks_ray.exec_plugin", "--azure-tenant-id", TENANT, "--azure-client-id", CLIENT],
         env=env,
         capture_output=True,
         text=True,
@@ -282,11 +285,11 @@ def test_the_kubernetes_client_runs_the_plugin_again_only_when_the_token_is_due(
     """The real kubernetes client reads the ExecCredential that exec_credential() shapes, and renews it when due."""
     counter = tmp_path / "calls"
     script = (
-        "import json, pathlib; from aks_ray.credentials import exec_credential; "
+        "import json, pathlib; from aks_ray.exec_plugin import exec_credential; "
         f"p = pathlib.Path({str(counter)!r}); n = len(p.read_text()) + 1 if p.exists() else 1; p.write_text('x' * n); "
         f"print(json.dumps(exec_credential(f'plugin-token-{{n}}', {expires_on})))"
     )
-    plugin = credentials.exec_plugin(sys.executable, TENANT, CLIENT)
+    plugin = exec_plugin.kubeconfig_user(sys.executable, TENANT, CLIENT)
     plugin["args"] = ["-c", script]
     doc = credentials.render_kubeconfig(yaml.safe_load(user_kubeconfig(aad=True)), aad=True, plugin=plugin)
     path = tmp_path / "kubeconfig"

@@ -330,7 +330,7 @@ def test_infra_destroy_follows_the_policy_and_the_runs_result(tmp_path, tf, poli
     if status:
         (cfg.output_dir / "metrics.json").write_text(json.dumps({"status": status}))
 
-    assert infra.main(cfg, ("infra", "destroy")) == 0
+    assert infra.destroy_step(cfg) == 0
 
     assert (["init", "destroy"] if destroyed else []) == tf.commands()
     if destroyed:

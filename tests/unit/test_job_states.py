@@ -23,7 +23,9 @@ from kuberay_objects import (
 
 from aks_ray import cleanup, collect, config, operator, report
 from aks_ray.errors import UserError
-from aks_ray.job import JobState, RunState, load_state, submitter_pod_ready_for_logs, transitions
+from aks_ray.job import submitter_pod_ready_for_logs
+from aks_ray.jobstatus import JobState, transitions
+from aks_ray.rundir import RunState
 
 
 @pytest.mark.parametrize(
@@ -99,31 +101,35 @@ def make_cfg(tmp_path, **env):
     return config.load({}, environ)
 
 
+def find_run(cfg):
+    return cfg.run_dir.find_job(cfg.kube.job_name, cfg.kube.namespace, cfg.target)
+
+
 def test_state_round_trip_and_no_secret(tmp_path):
     cfg = make_cfg(tmp_path, ACTIONS_ID_TOKEN_REQUEST_TOKEN="eyJhbGciOiJSUzI1NiJ9.secret-oidc-token", GITHUB_RUN_ID="77")
-    RunState(job_name=JOB, namespace="aks-ray", target="kubeconfig", created_at=1.5).save(cfg.output_dir)
+    cfg.run_dir.save_job(RunState(job_name=JOB, namespace="aks-ray", target="kubeconfig", created_at=1.5))
     text = (cfg.output_dir / "state.json").read_text()
     assert "secret-oidc-token" not in text
-    assert load_state(cfg) == RunState(job_name=JOB, namespace="aks-ray", target="kubeconfig", created_at=1.5)
+    assert find_run(cfg) == RunState(job_name=JOB, namespace="aks-ray", target="kubeconfig", created_at=1.5)
 
 
 def test_state_falls_back_to_job_name(tmp_path):
     cfg = make_cfg(tmp_path, AKS_RAY_JOB_NAME="my-run", AKS_RAY_NAMESPACE="team-a")
-    assert load_state(cfg) == RunState(job_name="my-run", namespace="team-a", target="kubeconfig")
+    assert find_run(cfg) == RunState(job_name="my-run", namespace="team-a", target="kubeconfig")
 
 
 def test_no_state_is_bad_input_that_names_the_fix(tmp_path):
     cfg = make_cfg(tmp_path)
     with pytest.raises(UserError, match="job submit") as excinfo:
-        load_state(cfg)
+        cfg.run_dir.require_job(cfg.kube.job_name, cfg.kube.namespace, cfg.target)
     assert excinfo.value.exit_code == 2
-    assert load_state(cfg, required=False) is None
+    assert find_run(cfg) is None
 
 
 def test_cleanup_without_a_run_deletes_nothing_and_needs_no_cluster(tmp_path):
     # No state.json and no --job-name: cleanup must not go looking for "all aks-ray objects".
     cfg = make_cfg(tmp_path, KUBECONFIG=str(tmp_path / "missing-kubeconfig"))
-    assert cleanup.main(cfg, ("cleanup",)) == 0
+    assert cleanup.main(cfg) == 0
 
 
 # ------------------------------------------------------------ collect, pure
@@ -281,7 +287,7 @@ def test_api_errors_that_are_answers_are_not_retried():
 
 def test_dashboard_is_a_localhost_port_forward_to_the_head_service(tmp_path):
     from aks_ray import dashboard
-    from aks_ray.rayjob import RunIdentity
+    from aks_ray.rundir import RunIdentity
 
     cfg = make_cfg(tmp_path, AKS_RAY_KUBECONFIG=str(tmp_path / "kc"), AKS_RAY_KUBE_CONTEXT="ci")
     run = RunIdentity(JOB, "team-a", {})
@@ -307,8 +313,8 @@ def test_dashboard_is_a_localhost_port_forward_to_the_head_service(tmp_path):
 
 def test_kept_cluster_is_not_deleted_and_the_dashboard_is_announced(tmp_path, capsys):
     cfg = make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true", KUBECONFIG=str(tmp_path / "missing-kubeconfig"))
-    RunState(job_name=JOB, namespace="aks-ray").save(cfg.output_dir)
-    assert cleanup.main(cfg, ("cleanup",)) == 0, "no cluster is contacted when the cluster is kept"
+    cfg.run_dir.save_job(RunState(job_name=JOB, namespace="aks-ray"))
+    assert cleanup.main(cfg) == 0, "no cluster is contacted when the cluster is kept"
     assert "--keep-cluster" in capsys.readouterr().err
 
 

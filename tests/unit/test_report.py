@@ -8,6 +8,7 @@ import pytest
 
 from aks_ray import config, report
 from aks_ray.metrics import METRICS_PREFIX
+from aks_ray.rundir import RunDir
 
 DATASET = {
     "kind": "dataset",
@@ -54,12 +55,14 @@ def cfg(tmp_path):
 def write_log(cfg, records, extra=()):
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
     lines = [*extra, *(f"(RayTrainWorker pid=1) {METRICS_PREFIX}{json.dumps(r)}" for r in records)]
-    (cfg.output_dir / report.JOB_LOG).write_text("\n".join(lines) + "\n")
+    cfg.run_dir.write_job_log("\n".join(lines))
+    # The phases as the steps record them, each in its own process.
+    cfg.run_dir.record_phase("ray start", 5.0)
+    cfg.run_dir.record_phase("train", 20.25)
 
 
 def outcome(status=report.SUCCEEDED, **kwargs):
-    timings = report.Timings({"ray start": 5.0, "train": 20.25})
-    return report.RunOutcome(target="local", status=status, job_id="raysubmit_1", timings=timings, **kwargs)
+    return report.RunOutcome(target="local", status=status, job_id="raysubmit_1", **kwargs)
 
 
 def test_a_successful_run_writes_every_file_and_the_github_outputs(cfg, tmp_path):
@@ -98,9 +101,11 @@ def test_no_job_log_at_all_is_not_a_crash(cfg):
     assert doc["dataset"] is None and (cfg.output_dir / "summary.md").exists()
 
 
-def test_timings_accumulate_per_phase():
-    timings = report.Timings()
-    for _ in range(2):
-        with timings.phase("poll"):
+def test_timings_accumulate_per_phase_across_processes(tmp_path):
+    for _ in range(2):  # a new RunDir each time: each step is its own process, the file is the timer
+        with RunDir(tmp_path).phase("poll"):
             pass
-    assert list(timings.phases) == ["poll"] and timings.phases["poll"] >= 0
+    RunDir(tmp_path).record_phase("poll", 1.5)
+    timings = RunDir(tmp_path).timings()
+    assert list(timings.phases) == ["poll"] and timings.phases["poll"] >= 1.5
+    assert json.loads((tmp_path / "timings.json").read_text())["total"] == timings.total
