@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__, config, gha, versions
+from . import __version__, config, gha, signals, versions
 from .errors import EXIT_INTERRUPTED, AksRayError, ConfigError
 
 log = logging.getLogger("aks_ray")
@@ -88,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = config.load(vars(args))
         setup_logging(cfg.common.log_level)
         module = importlib.import_module(f"aks_ray.{args.module}")
-        return module.main(cfg, args.words)
+        # SIGTERM (a cancelled workflow, `kill`) stops every step the way Ctrl-C does.
+        with signals.sigterm_as_interrupt():
+            return module.main(cfg, args.words)
     except ConfigError as exc:
         for problem in exc.problems:
             gha.error(problem, title="aks-ray: invalid input")
