@@ -114,6 +114,14 @@ def test_no_expression_inside_run(index):
     assert "${{" not in STEPS[index].get("run", "")
 
 
+@pytest.mark.parametrize("step, words", [(s, w) for s, w in aks_ray_steps() if w != ("validate",)], ids=lambda v: str(v))
+def test_steps_exec_the_cli_so_a_cancel_reaches_it(step, words):
+    """The runner signals the step's process only: without exec that is bash, which dies on
+    SIGTERM and leaves the CLI (and its Terraform) running. tests/integration/test_cancel.py
+    replays a cancel against these lines."""
+    assert step["run"] == f'exec "$ACTION_VENV_BIN/aks-ray" {" ".join(words)}'
+
+
 def test_every_aks_ray_variable_is_an_input_the_cli_knows():
     known = {config.env_name(f): name for name, f in OPTIONS.items()}
     for step in STEPS:
