@@ -281,3 +281,115 @@ def test_without_exec_the_runners_signals_never_reach_the_cli(workflow, monkeypa
     assert group_members(step.pid), "the CLI should have outlived its bash"
     assert running(apply["pid"])
     assert workflow.events(pid=apply["pid"], event="signal") == []
+
+
+# ------------------------------------------------- proc.run on its own
+
+# A CLI in miniature: one proc.run, and what came of it on stdout.
+DRIVER = """
+import json, sys
+from aks_ray import proc, signals
+try:
+    result = proc.run(sys.argv[2:], timeout=60, interrupt_grace=float(sys.argv[1]))
+    print(json.dumps({"returncode": result.returncode, "output": result.output}))
+except signals.Interrupted as exc:
+    print(json.dumps({"interrupted": signals.name(exc.signum)}))
+"""
+# A program that records the signals it gets and, told to stop, takes `stop` s to do so;
+# `yields` makes a second signal stop it at once, as Terraform's second interrupt does.
+CHILD = """
+import json, os, signal, sys, time
+record, stop, mode = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+got = []
+def note(**fields):
+    with open(record, "a") as handle:
+        handle.write(json.dumps({"pid": os.getpid(), **fields}) + "\\n")
+def on_signal(signum, frame):
+    got.append(signum)
+    note(signal=signal.Signals(signum).name)
+signal.signal(signal.SIGINT, on_signal)
+signal.signal(signal.SIGTERM, on_signal)
+note(event="start")
+while not got:
+    time.sleep(0.02)
+until = time.monotonic() + stop
+while time.monotonic() < until and not (mode == "yields" and len(got) > 1):
+    time.sleep(0.02)
+note(event="exit")
+sys.exit(3)
+"""
+
+
+class Driven:
+    def __init__(self, tmp_path: Path, grace: float, stop: float, mode: str) -> None:
+        self.record = tmp_path / "child.jsonl"
+        env = {**os.environ, "PYTHONPATH": str(Path(aks_ray.__file__).parents[1])}
+        child = [sys.executable, "-c", CHILD, str(self.record), str(stop), mode]
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", DRIVER, str(grace), *child], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        wait_for(lambda: self.notes(event="start"), 30, "the child to start")
+        self.child = self.notes(event="start")[0]["pid"]
+
+    def notes(self, **match) -> list[dict]:
+        if not self.record.exists():
+            return []
+        found = [json.loads(line) for line in self.record.read_text().splitlines()]
+        return [n for n in found if all(n.get(k) == v for k, v in match.items())]
+
+    def signals(self) -> list[str]:
+        return [n["signal"] for n in self.notes() if "signal" in n]
+
+    def result(self) -> tuple[dict, str]:
+        out, err = self.process.communicate(timeout=60)
+        return json.loads(out), err
+
+    def kill(self) -> None:
+        with_suppressed(os.killpg, self.child, signal.SIGKILL)
+        with_suppressed(self.process.kill)
+
+
+@pytest.fixture
+def driven(tmp_path):
+    made: list[Driven] = []
+
+    def start(grace: float, stop: float, mode: str = "yields") -> Driven:
+        made.append(Driven(tmp_path, grace, stop, mode))
+        return made[-1]
+
+    yield start
+    for each in made:
+        each.kill()
+
+
+def test_sigterm_alone_interrupts_and_reaches_the_program_as_sigint(driven):
+    run = driven(grace=30, stop=0.5)
+    run.process.send_signal(signal.SIGTERM)
+    result, err = run.result()
+    assert result == {"interrupted": "SIGTERM"}
+    assert run.signals() == ["SIGINT"]
+    assert run.notes(event="exit"), "the program stopped on its own"
+    assert "stopped after the interrupt (exit code 3)" in err
+
+
+def test_the_same_signal_twice_stops_the_program_at_once(driven):
+    run = driven(grace=60, stop=60)
+    started = time.monotonic()
+    run.process.send_signal(signal.SIGINT)
+    wait_for(lambda: run.signals(), 10, "the interrupt to reach the program")
+    run.process.send_signal(signal.SIGINT)
+    result, err = run.result()
+    assert result == {"interrupted": "SIGINT"}
+    assert run.signals() == ["SIGINT", "SIGINT"]
+    assert time.monotonic() - started < 30, "the second Ctrl-C did not cut the 60 s stop short"
+    assert "SIGINT again" in err
+
+
+def test_a_program_that_will_not_stop_is_killed_when_the_grace_is_over(driven):
+    run = driven(grace=1, stop=60, mode="stubborn")
+    run.process.send_signal(signal.SIGINT)
+    result, err = run.result()
+    assert result == {"interrupted": "SIGINT"}
+    assert run.notes(event="exit") == [], "killed, not stopped"
+    assert group_members(run.child) == []
+    assert "did not stop in time" in err
