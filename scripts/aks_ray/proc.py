@@ -101,7 +101,7 @@ def run(
             raise
         output.follow()
         try:
-            interrupt = _wait(process, args[0], timeout, interrupt_grace, received)
+            interrupt = _wait(process, Path(args[0]).name, timeout, interrupt_grace, received)
         except BaseException:
             terminate_group(process)
             raise
@@ -110,7 +110,7 @@ def run(
     # A signal that came as the program was finishing on its own still means stop.
     interrupt = interrupt if interrupt is not None else next(iter(received), None)
     if interrupt is not None:
-        log.error("`%s` stopped after the interrupt (exit code %s)", args[0], process.returncode)
+        log.error("`%s` stopped after the interrupt (exit code %s)", Path(args[0]).name, process.returncode)
         raise signals.Interrupted(interrupt)
     return Result(tuple(args), process.returncode, output.text())
 
