@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import __version__, config, gha, versions
+from . import __version__, config, gha, signals, versions
 from .config import Config
 from .errors import EXIT_INTERRUPTED, AksRayError, ConfigError
 
@@ -86,7 +86,9 @@ def main(commands: Sequence[Command], argv: Sequence[str] | None = None) -> int:
     try:
         cfg = config.load(flags)
         setup_logging(cfg.common.log_level)
-        return command.function(cfg)
+        # SIGTERM (a cancelled workflow, `kill`) stops every command the way Ctrl-C does.
+        with signals.sigterm_as_interrupt():
+            return command.function(cfg)
     except AksRayError as exc:
         report_error(exc, command.words)
         return exc.exit_code

@@ -44,6 +44,10 @@ LOCAL_BACKEND_OVERRIDE = "aks_ray_local_backend_override.tf"
 OVERRIDE_MARKER = "# Written by aks-ray: local state for a trial run"
 
 TIMEOUTS = {"init": 600, "plan": 1200, "show": 300, "apply": 3600, "output": 300, "destroy": 3600}
+# Interrupted, Terraform finishes the operations in flight and saves the state
+# before it exits; an AKS cluster or node pool being created or deleted can take
+# ten minutes and more. Bounded all the same: a second Ctrl-C stops it at once.
+INTERRUPT_GRACE = 1200
 # Output names copied into the infra state and the step outputs; anything else (and
 # anything Terraform marks sensitive) stays out.
 PUBLIC_OUTPUTS = (
@@ -277,7 +281,8 @@ class Terraform:
         self.work = self.dir / ".terraform" / "aks-ray"
 
     def run(self, step: str, args: list[str], *, echo: bool = True, ok: tuple[int, ...] = (0,)) -> proc.Result:
-        result = proc.run([self.executable, f"-chdir={self.dir}", *args], timeout=TIMEOUTS[step], env=self.env, echo=echo)
+        command = [self.executable, f"-chdir={self.dir}", *args]
+        result = proc.run(command, timeout=TIMEOUTS[step], env=self.env, echo=echo, interrupt_grace=INTERRUPT_GRACE)
         if result.returncode not in ok:
             doing = f"terraform {step}"
             explained = azure_errors.explain_text(result.output, doing=doing, assignee=self.cfg.azure.azure_client_id)

@@ -16,7 +16,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,11 +23,10 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gha, jobspec
+from . import gha, jobspec, signals
 from .config import Config
 from .errors import EXIT_INTERRUPTED, DeadlineExceeded, OperationalError
 from .metrics import ProgressAnnouncer
@@ -196,23 +194,6 @@ class LogStreamer:
         sys.stderr.flush()
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """A cancelled workflow sends SIGTERM: treat it as Ctrl-C, so clean-up runs."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def ray_temp_dir(output_dir: Path) -> Path:
     inside = output_dir / "ray"
     if len(str(inside)) <= MAX_RAY_TEMP_DIR_LENGTH:
@@ -260,7 +241,7 @@ def run(cfg: Config) -> int:
     client = None
     interrupted = False
 
-    with sigterm_as_interrupt():
+    with signals.sigterm_as_interrupt():
         try:
             with gha.group("Start a local Ray head"), run_dir.phase("ray start"):
                 head.start(deadline)
