@@ -158,6 +158,38 @@ def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace,
     assert kube_api.read_namespaced_config_map("other-run-training", namespace).data == {"x": "y"}
 
 
+def test_run_executes_the_whole_step_list_with_the_inputs_as_one_document(run_env, cluster, kube_api, namespace):
+    """`aks-ray run --target kubeconfig` end to end, its options handed over the way the action hands them."""
+    out = Path(run_env["AKS_RAY_OUTPUT_DIR"])
+    inputs = {
+        name.removeprefix("AKS_RAY_").lower().replace("_", "-"): value for name, value in run_env.items() if name.startswith("AKS_RAY_")
+    }
+    env = {name: value for name, value in run_env.items() if not name.startswith("AKS_RAY_")}
+    env["AKS_RAY_INPUTS"] = json.dumps(inputs)
+
+    result = aks_ray(["run"], env)
+
+    assert result.returncode == 0, result.stderr[-5000:]
+    steps = json.loads((out / "steps.json").read_text())["steps"]
+    assert [(s["step"], s["outcome"]) for s in steps] == [
+        (step, "success") for step in ("operator", "submit", "wait", "collect", "cleanup")
+    ], "every step of the kubeconfig target ran, in order, and succeeded"
+    timings = json.loads((out / "timings.json").read_text())
+    assert {"operator", "submit", "wait", "collect", "cleanup"} <= set(timings)
+    assert timings["total"] >= timings["wait"] > 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "SUCCEEDED" and metrics["target"] == "kubeconfig" and "failed_step" not in metrics
+    assert metrics["dataset"]["name"] == "mnist-sample" and metrics["final"]["test_accuracy"] > 0.3
+    assert (out / "model.pt").stat().st_size > 10_000
+    # Cleanup ran inside the same command: nothing of the run is left.
+    from kubernetes import client, config
+
+    custom = client.CustomObjectsApi(config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context))
+    selector = f"aks-ray.io/run={metrics['job_name']}"
+    assert custom.list_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", label_selector=selector)["items"] == []
+    assert kube_api.list_namespaced_config_map(namespace, label_selector=selector).items == []
+
+
 def test_image_that_cannot_be_pulled_fails_with_the_fix(run_env, namespace):
     run_env = {**run_env, "AKS_RAY_RAY_IMAGE": "rayproject/ray:0.0.0-does-not-exist", "AKS_RAY_TIMEOUT": "4m"}
     result = aks_ray(["run"], run_env)
@@ -169,3 +201,7 @@ def test_image_that_cannot_be_pulled_fails_with_the_fix(run_env, namespace):
     assert metrics["status"] in ("TIMED_OUT", "FAILED")
     assert (out / "k8s/events.yaml").is_file()
     assert "What went wrong" in (out / "summary.md").read_text()
+    # The failed wait is named, and collection and cleanup still ran after it.
+    steps = json.loads((out / "steps.json").read_text())["steps"]
+    assert [s["step"] for s in steps] == ["operator", "submit", "wait", "collect", "cleanup"]
+    assert steps[2]["outcome"] == "failure" and metrics["failed_step"]["step"] == "wait"

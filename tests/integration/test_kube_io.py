@@ -20,6 +20,11 @@ from fake_kube import FakeCluster, serve, write_kubeconfig
 from aks_ray import cleanup, collect, config, gha, job, metrics
 from aks_ray.errors import DeadlineExceeded, OperationalError, UserError
 
+
+def find_run(cfg):
+    return cfg.run_dir.require_job(cfg.kube.job_name, cfg.kube.namespace, cfg.target)
+
+
 pytestmark = pytest.mark.integration
 
 TOKEN = "fake-bearer-token-0123456789abcdef"
@@ -141,7 +146,7 @@ def test_submit_wait_collect_cleanup(tmp_path, fake, capsys, caplog):
         {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"},
         {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED", "succeeded": 1},
     )
-    final = job.wait(cfg)
+    final = job.wait(cfg, find_run(cfg))
     assert final.succeeded
     err = capsys.readouterr().err + caplog.text
     for line in (
@@ -153,9 +158,9 @@ def test_submit_wait_collect_cleanup(tmp_path, fake, capsys, caplog):
     assert "port-forward --address 127.0.0.1" in err, "the dashboard command is logged once the job runs"
     assert "epoch 1/1: train loss 1.2000" in err, "the streamed log is turned into progress lines"
     assert metrics.METRICS_PREFIX in (cfg.output_dir / "job.log").read_text()
-    assert job.load_state(cfg).verdict == "SUCCEEDED"
+    assert find_run(cfg).verdict == "SUCCEEDED"
 
-    doc = collect.collect(cfg, job.load_state(cfg))
+    doc = collect.collect(cfg, find_run(cfg))
     assert doc["status"] == "SUCCEEDED"
     assert doc["final"]["test_accuracy"] == 0.81 and len(doc["epochs"]) == 1
     out = cfg.output_dir
@@ -187,7 +192,7 @@ def test_submit_wait_collect_cleanup(tmp_path, fake, capsys, caplog):
             "labels": {"app.kubernetes.io/managed-by": "aks-ray", "aks-ray.io/run": "aks-ray-other"},
         }
     }
-    assert cleanup.main(cfg, ("cleanup",)) == 0
+    assert cleanup.main(cfg) == 0
     assert set(cluster.rayjobs) == {("aks-ray", "aks-ray-other")}
     assert set(cluster.configmaps) == {("aks-ray", "aks-ray-other-training")}
 
@@ -226,14 +231,14 @@ def test_failure_ends_in_annotations_with_the_fix(tmp_path, fake, capsys, caplog
         },
     )
     with pytest.raises(OperationalError, match="PreRunningDeadlineExceeded"):
-        job.wait(cfg)
+        job.wait(cfg, find_run(cfg))
     err = capsys.readouterr().err + caplog.text
     assert "::error title=aks-ray%3A image pull failed::The Ray worker pod" in err
     assert "Fix: check that --ray-image" in err
     assert "cluster never became ready" in err
     assert "Insufficient cpu" not in err, "events of other objects are not this run's problem"
-    assert job.load_state(cfg).verdict == "TIMED_OUT"
-    doc = collect.collect(cfg, job.load_state(cfg))
+    assert find_run(cfg).verdict == "TIMED_OUT"
+    doc = collect.collect(cfg, find_run(cfg))
     assert doc["status"] == "TIMED_OUT"
     assert "image pull failed" in (cfg.output_dir / "summary.md").read_text()
 
@@ -244,8 +249,8 @@ def test_wait_gives_up_at_the_deadline(tmp_path, fake):
     state = job.submit(cfg)
     cluster.status_script = statuses(state.job_name, f"{state.job_name}-x7k2p", {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"})
     with pytest.raises(DeadlineExceeded, match="did not finish within 1 s"):
-        job.wait(cfg)
-    assert job.load_state(cfg).verdict == "TIMED_OUT"
+        job.wait(cfg, find_run(cfg))
+    assert find_run(cfg).verdict == "TIMED_OUT"
 
 
 def test_a_second_submit_with_the_same_name_is_refused(tmp_path, fake):
