@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__, config, gha, versions
+from . import __version__, config, gha, maskpipe, redact, versions
 from .errors import EXIT_INTERRUPTED, AksRayError, ConfigError
 
 log = logging.getLogger("aks_ray")
@@ -78,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr, force=True)
+    redact.install_logging()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     gha.use_workflow_commands(config.running_in_actions())
+    maskpipe.install()
     args = build_parser().parse_args(argv)
     try:
         cfg = config.load(vars(args))

@@ -597,6 +597,26 @@ def cross_check(config: Config) -> list[str]:
     return problems
 
 
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The values of the environment's credential-named variables (GITHUB_TOKEN, ARM_CLIENT_SECRET, ...), to redact."""
+    from .redact import SECRET_NAME
+
+    environ = os.environ if environ is None else environ
+    return [
+        value
+        for name, value in environ.items()
+        if SECRET_NAME.search(name) and not name.endswith(("_PATH", "_FILE", "_DIR", "_URL")) and value.strip()
+    ]
+
+
+def mask_pipe_path(environ: Mapping[str, str] | None = None) -> str | None:
+    """The mask pipe of the aks-ray step that started this process (see maskpipe.py), if any."""
+    from .maskpipe import MASK_PIPE_ENV
+
+    environ = os.environ if environ is None else environ
+    return environ.get(MASK_PIPE_ENV) or None
+
+
 def running_in_actions(environ: Mapping[str, str] | None = None) -> bool:
     """True under GitHub Actions or act, where annotations are workflow commands."""
     environ = os.environ if environ is None else environ

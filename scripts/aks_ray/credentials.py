@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from . import azure_errors, gha
+from . import azure_errors, gha, maskpipe, redact
 from .config import Config, GitHubContext
 from .errors import EXIT_OK, AksRayError, OperationalError, UserError
 from .retry import Deadline, wait_until
@@ -414,14 +414,18 @@ def token_main(argv: Sequence[str] | None = None, *, github: GitHubContext | Non
     token_parser.add_argument("--client-id", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level="WARNING", stream=sys.stderr, format="aks-ray credentials: %(message)s")
+    redact.install_logging()
     github = config._github_context(os.environ) if github is None else github
     gha.use_workflow_commands(github.actions or github.act)
+    # Our stderr is captured by the calling client: masks go to the step's relay when there is one (maskpipe.py).
+    pipe = config.mask_pipe_path()
+    gha.use_mask_sink(lambda value: maskpipe.send(pipe, value))
     stdout = sys.stdout if stdout is None else stdout
     try:
         credential = build_credential(github, args.tenant_id, args.client_id, transport)
         token = get_aks_token(credential, doing="getting an Azure AD token for the AKS API", assignee=args.client_id)
     except AksRayError as exc:
-        print(f"aks-ray credentials: {exc}", file=sys.stderr)
+        print(redact.text(f"aks-ray credentials: {exc}"), file=sys.stderr)
         return exc.exit_code
     stdout.write(json.dumps(exec_credential(token.token, token.expires_on)) + "\n")
     stdout.flush()

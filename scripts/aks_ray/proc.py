@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import gha, redact
 from .errors import DeadlineExceeded, UserError
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,11 @@ def run(
     """Run a program to completion within `timeout` seconds.
 
     Output (stdout and stderr merged) is echoed line by line as it arrives, so
-    long commands show live progress, and is also returned whole. On timeout
-    the whole process group is terminated, then killed.
+    long commands show live progress, and is also returned whole; both
+    redacted (redact.py), as the output often ends up in an error message. A
+    line that is a whole `::add-mask::` command is the child's mask for the
+    runner: it is passed on as a mask, and its value redacted from then on.
+    On timeout the whole process group is terminated, then killed.
     """
     log.info("$ %s", shlex.join(args))
     process = subprocess.Popen(
@@ -71,7 +75,10 @@ def run(
 
     def pump() -> None:
         assert process.stdout is not None
-        for line in process.stdout:
+        for raw in process.stdout:
+            if raw.startswith("::add-mask::"):
+                gha.add_mask(raw[len("::add-mask::") :].strip())
+            line = redact.text(raw)
             collected.append(line)
             if echo:
                 sys.stderr.write(line)
