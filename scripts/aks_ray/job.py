@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import diagnose, gha, kube, metrics, rayjob, report, retry
+from . import diagnose, gha, kube, metrics, rayjob, redact, report, retry, sandbox
 from .config import Config
 from .errors import DeadlineExceeded, OperationalError, UserError
 
@@ -194,8 +194,10 @@ class LogFollower:
             log.debug("log stream of %s ended: %s", pod, exc)
 
     def _line(self, line: str) -> None:
+        # Prefixed, as the local target does: a training line can then never be a workflow command.
+        line = redact.text(line)
         with self.lock:
-            sys.stderr.write(line + "\n")
+            sys.stderr.write(f"  | {line}\n")
             sys.stderr.flush()
             with self.job_log.open("a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
@@ -220,17 +222,21 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
     """Render everything (bad input fails here, before anything exists), then create it."""
     name = job_name or rayjob.new_job_name(cfg)
     run = rayjob.identity(cfg, name)
-    namespace_obj, configmap, job = rayjob.render_run(cfg, run)
+    objects = rayjob.render_run(cfg, run)
+    namespace_obj, configmap, job = (rayjob.find(objects, kind) for kind in ("Namespace", "ConfigMap", "RayJob"))
     api = kube.connect(cfg)
     state = RunState(job_name=run.job_name, namespace=run.namespace, target=cfg.target, created_at=time.time())
     with gha.group(f"create RayJob {run.namespace}/{run.job_name}"):
         if kube.ensure_namespace(api, namespace_obj):
             log.info("created namespace %s", run.namespace)
-        # The API server (and the CRD's rules) judge both objects before either exists.
-        kube.create(api, configmap, dry_run=True)
-        kube.create(api, job, dry_run=True)
+        policy = sandbox.prepare(api, run.namespace, objects)
+        # The API server (and the CRD's rules) judge the objects before any exists.
+        for obj in (policy, configmap, job):
+            kube.create(api, obj, dry_run=True)
         # Saved before anything is created, so that `cleanup` finds whatever a crash leaves.
         state.save(cfg.output_dir)
+        kube.create(api, policy)  # before the RayJob: no pod of the run ever runs outside the sandbox
+        log.info("created NetworkPolicy %s/%s (the run's sandbox)", run.namespace, policy["metadata"]["name"])
         kube.create(api, configmap)
         log.info(
             "created ConfigMap %s/%s (the training directory, %d files)",

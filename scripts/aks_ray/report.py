@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,11 +165,22 @@ def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path)
         lines += [f"| {name} | {seconds:.1f} |" for name, seconds in outcome.timings.phases.items()]
         lines.append("")
     if outcome.error:
-        lines += ["### What went wrong (last lines)", "", "```text", outcome.error.rstrip(), "```", ""]
+        lines += ["### What went wrong (last lines)", "", *fenced(outcome.error.rstrip()), ""]
     if outcome.dashboard:
         lines += ["### Ray dashboard", "", outcome.dashboard, ""]
     lines += [f"Outputs: `{output_dir}` (job.log, metrics.json, model.pt, training-curves.png, timings.json, summary.md)."]
     return "\n".join(lines) + "\n"
+
+
+def fenced(text: str, info: str = "text") -> list[str]:
+    """A Markdown code block around `text` whose fence is longer than any backtick run inside it.
+
+    A fixed ``` fence ends at the first ``` in a log line, and what follows
+    (written by training code) would be rendered as the summary's own Markdown.
+    """
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}{info}", text, fence]
 
 
 def step_outputs(doc: dict[str, Any], outcome: RunOutcome, output_dir: Path) -> dict[str, str]:
