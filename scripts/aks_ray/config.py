@@ -303,7 +303,7 @@ def parse_image(raw: str) -> str:
     match = _IMAGE.match(value)
     if not match or match.group("tag") == "latest":
         raise Invalid(
-            f"{raw!r} is not an image reference with a tag",
+            f"{raw!r} is not a pinned image reference (with a tag)",
             "use repository:tag, or repository:tag@sha256:<digest> to pin the content too (not :latest, not untagged)",
         )
     return value
@@ -345,9 +345,11 @@ def parse_version(raw: str) -> str:
 
 
 def parse_cidrs(raw: str) -> tuple[str, ...]:
-    """'169.254.0.0/16,10.0.0.0/8' -> the networks, normalised; empty: none."""
+    """'169.254.0.0/16,10.0.0.0/8' -> the networks, normalised; 'none': no range."""
     import ipaddress
 
+    if raw.strip().lower() == "none":
+        return ()
     networks = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
         try:
@@ -362,7 +364,9 @@ _QUOTA_VALUE = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
 
 def parse_quota(raw: str) -> tuple[tuple[str, str], ...]:
-    """'pods=50,requests.cpu=64' -> the ResourceQuota's hard limits; empty: no quota."""
+    """'pods=50,requests.cpu=64' -> the ResourceQuota's hard limits; 'none': no quota."""
+    if raw.strip().lower() == "none":
+        return ()
     pairs = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
         key, sep, value = item.partition("=")
@@ -503,12 +507,13 @@ class KubeOptions:
     egress_blocked_cidrs: tuple[str, ...] = option(
         DEFAULT_EGRESS_BLOCKED,
         "address ranges the training pods may not reach (CIDRs, comma-separated): the node's metadata and Azure host "
-        "addresses, and every private range (AKS's pod, service and node ranges); the API server's address is added at submit",
+        "addresses, and every private range (AKS's pod, service and node ranges); the API server's address is added at submit; "
+        "none: no range",
         parse_cidrs,
     )
     namespace_quota: tuple[tuple[str, str], ...] = option(
         DEFAULT_NAMESPACE_QUOTA,
-        "the ResourceQuota of --namespace, created when it has none (resource=quantity,...); empty: no quota",
+        "the ResourceQuota of --namespace, created when it has none (resource=quantity,...); none: no quota",
         parse_quota,
     )
 
