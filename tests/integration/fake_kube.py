@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+SANDBOX_COLLECTIONS = r"/(?:api/v1|apis/networking.k8s.io/v1)/namespaces/([^/]+)/(networkpolicies|resourcequotas|limitranges)"
+
 
 def matches(labels: dict[str, str], selector: str) -> bool:
     for term in filter(None, selector.split(",")):
@@ -32,6 +34,9 @@ class FakeCluster:
         self.rayjobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.rayclusters: dict[tuple[str, str], dict[str, Any]] = {}
         self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
+        # The sandbox's objects (NetworkPolicy, ResourceQuota, LimitRange), by (plural, namespace, name).
+        self.sandbox: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.namespace_labels: dict[str, dict[str, str]] = {}
         self.namespaces: set[str] = set()
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.logs: dict[tuple[str, str, str], str] = {}
@@ -52,10 +57,26 @@ class FakeCluster:
             return (422, {"kind": "Status", "code": 422, "message": refusal}) if refusal else (201, body)
         with self.lock:
             if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)", path):
-                return (200, {"kind": "Namespace", "metadata": {"name": m[1]}}) if m[1] in self.namespaces else self.not_found()
+                if m[1] not in self.namespaces:
+                    return self.not_found()
+                return 200, {"kind": "Namespace", "metadata": {"name": m[1], "labels": self.namespace_labels.get(m[1], {})}}
             if path == "/api/v1/namespaces" and method == "POST":
                 self.namespaces.add(body["metadata"]["name"])
+                self.namespace_labels[body["metadata"]["name"]] = body["metadata"].get("labels", {})
                 return 201, body
+            if m := re.fullmatch(SANDBOX_COLLECTIONS, path):
+                if method == "POST":
+                    key = (m[2], m[1], body["metadata"]["name"])
+                    if key in self.sandbox:
+                        return 409, {"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": "already exists"}
+                    self.sandbox[key] = body
+                    return 201, body
+                items = [o for (kind, ns, _), o in self.sandbox.items() if (kind, ns) == (m[2], m[1])]
+                items = [o for o in items if matches(o["metadata"].get("labels", {}), selector)]
+                return 200, {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
+            if (m := re.fullmatch(r"/apis/networking.k8s.io/v1/namespaces/([^/]+)/networkpolicies/([^/]+)", path)) and method == "DELETE":
+                key = ("networkpolicies", m[1], m[2])
+                return (200, self.sandbox.pop(key)) if key in self.sandbox else self.not_found()
             if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/configmaps", path):
                 if method == "POST":
                     key = (m[1], body["metadata"]["name"])

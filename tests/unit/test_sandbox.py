@@ -29,6 +29,9 @@ def pods(job):
     }
 
 
+RESTRICTED_VOLUME_TYPES = {"configMap", "emptyDir", "projected", "secret", "downwardAPI", "csi", "ephemeral", "persistentVolumeClaim"}
+
+
 # The restricted Pod Security Standard's rules for what aks-ray renders
 # (https://kubernetes.io/docs/concepts/security/pod-security-standards/, "Restricted").
 def restricted_violations(pod: dict) -> list[str]:
@@ -53,7 +56,7 @@ def restricted_violations(pod: dict) -> list[str]:
         if seccomp not in ("RuntimeDefault", "Localhost"):
             problems.append(f"{name}: seccompProfile must be RuntimeDefault or Localhost")
     for volume in pod.get("volumes", []):
-        if set(volume) - {"name"} - {"configMap", "emptyDir", "projected", "secret", "downwardAPI", "csi", "ephemeral", "persistentVolumeClaim"}:
+        if set(volume) - {"name"} - RESTRICTED_VOLUME_TYPES:
             problems.append(f"volume {volume['name']}: a type restricted pods may not use")
     if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
         problems.append("host namespaces")
