@@ -45,8 +45,9 @@ _AUTHORIZATION = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORE
 _SECRET_ARG = re.compile(
     r"(--[A-Za-z0-9-]*(?:token|password|passwd|secret|api-key|access-key|private-key)[A-Za-z0-9-]*)(=|[ \t]+)(?!-)(\S+)", re.IGNORECASE
 )
+# Not CREDENTIAL here: "credentials: <what happened>" is how the exec plugin's own messages begin.
 _SECRET_ASSIGNMENT = re.compile(
-    r"\b([A-Za-z0-9_.-]*(?:TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CLIENT_?KEY)[A-Za-z0-9_.-]*)"
+    r"\b([A-Za-z0-9_.-]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CLIENT_?KEY)[A-Za-z0-9_.-]*)"
     r"(\"?'?[ \t]*[:=][ \t]*\"?'?)([^\s\"',;}&]+)",
     re.IGNORECASE,
 )

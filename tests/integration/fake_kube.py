@@ -130,7 +130,13 @@ class FakeCluster:
         return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}
 
 
-def serve(cluster: FakeCluster) -> tuple[ThreadingHTTPServer, str]:
+def serve(cluster: FakeCluster, tls: tuple[Path, Path] | None = None) -> tuple[ThreadingHTTPServer, str]:
+    """Serve `cluster` on 127.0.0.1; with tls=(certificate, key), over HTTPS.
+
+    HTTPS matters to Go clients: client-go (helm, kubectl) sends no user
+    credentials, and runs no exec plugin, for a plain-http server.
+    """
+
     class Handler(BaseHTTPRequestHandler):
         def _reply(self) -> None:
             url = urlparse(self.path)
@@ -150,8 +156,16 @@ def serve(cluster: FakeCluster) -> tuple[ThreadingHTTPServer, str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    scheme = "http"
+    if tls is not None:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
 
 
 def write_kubeconfig(path: Path, server_url: str, token: str) -> Path:
