@@ -76,7 +76,10 @@ def forget_all() -> None:
 
 def _assignment(match: re.Match[str]) -> str:
     value = match.group(3)
-    if value.startswith(REDACTED) or value.lower() in ("true", "false", "none", "null"):
+    # A word of prose ("id-token: write", "token: required") is not a secret: a
+    # secret value has a digit or is long (a password, an opaque token).
+    looks_secret = len(value) >= 6 and (any(c.isdigit() for c in value) or len(value) >= 16)
+    if value.startswith(REDACTED) or not looks_secret:
         return match.group(0)
     return f"{match.group(1)}{match.group(2)}{REDACTED}"
 

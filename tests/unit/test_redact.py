@@ -45,7 +45,7 @@ CASES = {
     "env-style-secret": ("ARM_CLIENT_SECRET=abc123 ARM_CLIENT_ID=c1", "ARM_CLIENT_SECRET=<redacted> ARM_CLIENT_ID=c1"),
     "json-token": ('{"status": {"token": "opaque-aks-token"}}', '{"status": {"token": "<redacted>"}}'),
     "yaml-password": ("  password: hunter2", "  password: <redacted>"),
-    "query-secret": ("GET /cb?client_secret=abc&state=1", "GET /cb?client_secret=<redacted>&state=1"),
+    "query-secret": ("GET /cb?client_secret=k3y-abc&state=1", "GET /cb?client_secret=<redacted>&state=1"),
 }
 
 
@@ -59,6 +59,8 @@ def test_text_redacts(before, after):
     [
         "RayJob aks-ray/aks-ray-1 Running: job RUNNING",
         "authOptions mode: token",
+        "give the job `permissions: id-token: write` in the workflow",
+        "token: required",
         "aks-ray credentials: getting an Azure AD token for the AKS API failed",
         "$ helm upgrade --install kuberay-operator /charts/kuberay --namespace kuberay-system",
         "--keep-cluster --tenant-id 11111111-1111-1111-1111-111111111111",
