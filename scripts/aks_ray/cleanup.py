@@ -103,8 +103,9 @@ def main(cfg: Config, words: tuple[str, ...]) -> int:
         return 0
     if cfg.common.keep_cluster:
         gha.notice(
-            f"--keep-cluster: RayJob {state.namespace}/{state.job_name} and its Ray "
-            "cluster are left running; `aks-ray cleanup` without the flag deletes them."
+            f"--keep-cluster: RayJob {state.namespace}/{state.job_name} and its Ray cluster are left running; "
+            f"KubeRay deletes the cluster {cfg.common.keep_cluster_ttl / 3600:g} h after the job ended (--keep-cluster-ttl), "
+            "`aks-ray cleanup` without the flag deletes them now."
         )
         return 0
     delete_run(cfg, state)

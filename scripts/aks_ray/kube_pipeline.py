@@ -66,7 +66,8 @@ def run(cfg: Config) -> int:
             failure = failure or OperationalError(f"collecting the outputs failed: {exc}")
         if cfg.common.keep_cluster:
             gha.notice(
-                "--keep-cluster: the Ray cluster keeps running. Dashboard: "
+                f"--keep-cluster: the Ray cluster keeps running, for {cfg.common.keep_cluster_ttl / 3600:g} h after the job "
+                "ended (--keep-cluster-ttl). Dashboard: "
                 f"{dashboard.command_line(cfg, rayjob.RunIdentity(state.job_name, state.namespace, {}))}"
             )
         else:
