@@ -113,5 +113,10 @@ def install(environ: os._Environ[str] | dict[str, str] | None = None) -> None:
     """Once per aks-ray step: redact the environment's secrets, and under Actions relay the plugin's masks."""
     environ = os.environ if environ is None else environ
     redact.remember(config.secret_values(environ))
-    if config.running_in_actions(environ):
-        start_relay(config._github_context(environ).runner_temp, environ)
+    if not config.running_in_actions(environ):
+        return
+    folder = config._github_context(environ).runner_temp
+    try:
+        start_relay(folder if folder is not None and folder.is_dir() else None, environ)
+    except OSError as exc:  # no FIFOs here: the plugin then masks on its stderr, as before, and redaction stays
+        log.warning("cannot relay the exec plugin's masks (%s); tokens stay redacted from this step's output", exc)
