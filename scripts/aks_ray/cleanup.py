@@ -57,6 +57,7 @@ def delete_run(cfg: Config, state: RunState) -> int:
             except Exception as exc:
                 if not kube.is_not_found(exc):
                     raise
+        deleted += delete_network_policies(api, state.namespace, run.selector)
         deadline = retry.Deadline(DELETE_DEADLINE_SECONDS, what=f"deletion of run {state.job_name}")
         retry.wait_until(
             lambda: not kube.list_custom(api, state.namespace, "rayjobs", run.selector),
@@ -66,6 +67,29 @@ def delete_run(cfg: Config, state: RunState) -> int:
         )
     if deleted == 0:
         log.info("nothing to delete: no object carries %s in namespace %s", run.selector, state.namespace)
+    return deleted
+
+
+def delete_network_policies(api: kube.Kube, namespace: str, selector: str) -> int:
+    """The run's sandbox NetworkPolicy (sandbox.py), found by the run's label; deleted after the RayJob."""
+    from kubernetes import client
+
+    networking = client.NetworkingV1Api(api.api_client)
+    deleted = 0
+    policies = kube.call(
+        f"list NetworkPolicies in {namespace}", lambda: networking.list_namespaced_network_policy(namespace, label_selector=selector)
+    )
+    for policy in policies.items:
+        name = policy.metadata.name
+        try:
+            kube.call(
+                f"delete NetworkPolicy {namespace}/{name}", lambda name=name: networking.delete_namespaced_network_policy(name, namespace)
+            )
+            deleted += 1
+            log.info("deleted NetworkPolicy %s/%s", namespace, name)
+        except Exception as exc:
+            if not kube.is_not_found(exc):
+                raise
     return deleted
 
 
@@ -79,8 +103,9 @@ def main(cfg: Config) -> int:
         return 0
     if cfg.common.keep_cluster:
         gha.notice(
-            f"--keep-cluster: RayJob {state.namespace}/{state.job_name} and its Ray "
-            "cluster are left running; `aks-ray cleanup` without the flag deletes them."
+            f"--keep-cluster: RayJob {state.namespace}/{state.job_name} and its Ray cluster are left running; "
+            f"KubeRay deletes the cluster {cfg.common.keep_cluster_ttl / 3600:g} h after the job ended (--keep-cluster-ttl), "
+            "`aks-ray cleanup` without the flag deletes them now."
         )
         return 0
     delete_run(cfg, state)

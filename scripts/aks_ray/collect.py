@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import io
 import logging
-import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import yaml
 
 from . import dashboard, diagnose, gha, jobspec, kube, report
+from . import redact as redaction
 from .config import Config
 from .errors import AksRayError
 from .jobstatus import JobState
@@ -42,36 +42,16 @@ from .rundir import MODEL, RunState
 log = logging.getLogger(__name__)
 
 HEAD_SESSION_LOGS = "/tmp/ray/session_latest/logs"  # noqa: S108 (a path inside the head pod)
+_TEXT_SUFFIXES = (".log", ".out", ".err", ".txt")
 EXEC_TIMEOUT_SECONDS = 120
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE", re.IGNORECASE)
-REDACTED = "<redacted>"
 
 
 # --------------------------------------------------------------- pure parts
 
 
 def redact(obj: Any) -> Any:
-    """A copy of an API object with literal credential-looking env values and managedFields removed."""
-    if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            if key == "managedFields":
-                continue
-            out[key] = redact(value)
-        if (
-            "name" in out
-            and "value" in out
-            and isinstance(out.get("name"), str)
-            and _SECRET_NAME.search(out["name"])
-            and isinstance(out["value"], str)
-        ):
-            out["value"] = REDACTED
-        if "kubectl.kubernetes.io/last-applied-configuration" in out:
-            out["kubectl.kubernetes.io/last-applied-configuration"] = REDACTED
-        return out
-    if isinstance(obj, list):
-        return [redact(item) for item in obj]
-    return obj
+    """A copy of an API object fit for the outputs (redact.py: credential env values, tokens, managedFields)."""
+    return redaction.object(obj)
 
 
 def dump_yaml(obj: Any) -> str:
@@ -111,7 +91,10 @@ def safe_extract(archive: bytes, destination: Path) -> list[str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             source = tar.extractfile(member)
             if source is not None:
-                target.write_bytes(source.read())
+                data = source.read()
+                if member.name.endswith(_TEXT_SUFFIXES):  # Ray's session logs: redacted like every other log
+                    data = redaction.text(data.decode("utf-8", errors="replace")).encode("utf-8")
+                target.write_bytes(data)
                 names.append(member.name)
     return names
 
@@ -155,7 +138,7 @@ class Collector:
     def write(self, relative: str, text: str) -> None:
         path = self.k8s / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(redaction.text(text), encoding="utf-8")
 
     def run(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]]:
         ns, name = self.state.namespace, self.state.job_name
@@ -239,7 +222,7 @@ class Collector:
                 except Exception as exc:
                     self.note("the driver log from the head (ray job logs)", exc)
         if text:
-            self.run_dir.write_job_log(text)
+            self.run_dir.write_job_log(redaction.text(text))
         elif self.run_dir.job_log.exists():
             self.note("the driver log", "no submitter log is left; job.log keeps what `aks-ray job wait` streamed")
         else:

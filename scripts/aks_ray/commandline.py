@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import __version__, config, gha, signals, versions
+from . import __version__, config, gha, maskpipe, redact, signals, versions
 from .config import Config
 from .errors import EXIT_INTERRUPTED, AksRayError, ConfigError
 
@@ -65,6 +65,7 @@ def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
 
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr, force=True)
+    redact.install_logging()  # no token-shaped string reaches a log line
 
 
 def report_error(exc: AksRayError, words: Sequence[str]) -> None:
@@ -80,6 +81,7 @@ def report_error(exc: AksRayError, words: Sequence[str]) -> None:
 def main(commands: Sequence[Command], argv: Sequence[str] | None = None) -> int:
     setup_logging()
     gha.use_workflow_commands(config.running_in_actions())
+    maskpipe.install()  # masks the exec plugin mints reach the runner through this process
     args = build_parser(commands).parse_args(argv)
     command: Command = args.command_object
     flags = {name: value for name, value in vars(args).items() if name not in ("command", "action", "command_object")}

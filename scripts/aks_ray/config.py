@@ -32,6 +32,8 @@ ENV_PREFIX = "AKS_RAY_"
 # (`AKS_RAY_INPUTS: ${{ toJSON(inputs) }}`), keyed by input name, which is the
 # option's flag name. A non-empty input counts as AKS_RAY_<OPTION> would.
 INPUTS_ENV = "AKS_RAY_INPUTS"
+# Where the exec plugin, a child of a child of a step, sends the masks of the tokens it mints (maskpipe.py).
+MASK_PIPE_ENV = "AKS_RAY_MASK_PIPE"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TRAINING_DIR = PROJECT_ROOT / "training"
 DEFAULT_TERRAFORM_DIR = PROJECT_ROOT / "terraform"
@@ -45,6 +47,18 @@ DATASETS = ("auto", "full", "sample")
 # and the RayJob selects and tolerates them on the aks target.
 RAY_POOL_LABEL = ("aks-ray.io/pool", "ray")
 RAY_POOL_TAINT = ("aks-ray.io/pool", "ray", "NoSchedule")
+
+# What training code may not reach: link-local (the instance metadata endpoint
+# 169.254.169.254), Azure's host address (168.63.129.16: DNS, DHCP, health
+# probes, the WireServer), and every private and carrier-grade NAT range,
+# which holds AKS's default pod (10.244.0.0/16), service (10.0.0.0/16) and
+# node (10.224.0.0/12) ranges and other runs' pods. The internet stays open
+# (pip, the MNIST mirror).
+# IPv6: unique-local (AKS's dual-stack pod range) and link-local.
+DEFAULT_EGRESS_BLOCKED = "169.254.0.0/16,168.63.129.16/32,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7,fe80::/10"
+# Room for a few concurrent runs of the default size, and a stop for a runaway loop of submissions.
+DEFAULT_NAMESPACE_QUOTA = "pods=60,requests.cpu=48,requests.memory=192Gi,limits.memory=192Gi,count/rayjobs.ray.io=10"
+KEEP_CLUSTER_MAX_SECONDS = 7 * 24 * 3600
 
 # Characters that mean something to a shell. No input has a use for them, and
 # rejecting them up front closes the door on injection through workflow inputs.
@@ -283,13 +297,23 @@ def parse_tolerations(raw: str) -> tuple[tuple[str, str, str], ...]:
     return tuple(result)
 
 
-_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._\-/:@]*$")
+# name[:port]/path:tag, optionally @sha256:digest. A tag is required: an untagged
+# reference means :latest, which moves under a running project.
+_IMAGE = re.compile(
+    r"^(?:[a-z0-9][a-z0-9.-]*(?::\d+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})(?:@sha256:[a-f0-9]{64})?$"
+)
 
 
 def parse_image(raw: str) -> str:
+    """An image by tag, optionally pinned by digest too: repository:tag[@sha256:<64 hex>]; never untagged or :latest."""
     value = raw.strip()
-    if not _IMAGE.match(value) or value.endswith(":latest"):
-        raise Invalid(f"{raw!r} is not a pinned image reference", "use repository:tag or repository@sha256:..., not :latest")
+    match = _IMAGE.match(value)
+    if not match or match.group("tag") == "latest":
+        raise Invalid(
+            f"{raw!r} is not a pinned image reference (with a tag)",
+            "use repository:tag, or repository:tag@sha256:<digest> to pin the content too (not :latest, not untagged)",
+        )
     return value
 
 
@@ -298,6 +322,78 @@ def parse_url(raw: str) -> str:
     if not re.match(r"^(https?|file)://[^\s]+$", value):
         raise Invalid(f"{raw!r} is not a URL", "use an https:// or file:// URL")
     return value if value.endswith("/") else value + "/"
+
+
+def parse_chart(raw: str) -> str:
+    """A Helm repository (https://), an OCI chart (oci://), or a local chart folder or .tgz (no scheme)."""
+    value = raw.strip()
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", value)
+    if scheme and scheme.group(1).lower() not in ("https", "oci"):
+        raise Invalid(
+            f"{scheme.group(1)}:// is not accepted for a chart",
+            "use an https:// Helm repository or an oci:// chart (plain http lets anyone on the path swap the operator), "
+            "or the path of a downloaded chart",
+        )
+    if scheme and not re.match(r"^[A-Za-z]+://[^\s/]+", value):
+        raise Invalid(f"{raw!r} has no host", "write the whole URL, such as https://charts.example.org/kuberay/")
+    if not value:
+        raise Invalid("the chart is empty", "leave the input unset for KubeRay's repository, or give a URL or a path")
+    return value
+
+
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+
+
+def parse_version(raw: str) -> str:
+    """A chart version as Helm writes it: MAJOR.MINOR.PATCH with an optional pre-release (1.7.0, 1.7.0-rc.0)."""
+    value = raw.strip()
+    if not _SEMVER.match(value):
+        raise Invalid(f"{raw!r} is not a version", "use an exact chart version such as 1.7.0 (no range, no 'latest', no leading v)")
+    return value
+
+
+def parse_cidrs(raw: str) -> tuple[str, ...]:
+    """'169.254.0.0/16,10.0.0.0/8' -> the networks, normalised; 'none': no range."""
+    import ipaddress
+
+    if raw.strip().lower() == "none":
+        return ()
+    networks = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise Invalid(f"{item!r} is not an IP range", "write ranges in CIDR form, such as 10.0.0.0/8, separated by commas") from None
+    return tuple(networks)
+
+
+_QUOTA_KEY = re.compile(r"^[a-z0-9]([-a-z0-9./]*[a-z0-9])?$")
+_QUOTA_VALUE = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+
+
+def parse_quota(raw: str) -> tuple[tuple[str, str], ...]:
+    """'pods=50,requests.cpu=64' -> the ResourceQuota's hard limits; 'none': no quota."""
+    if raw.strip().lower() == "none":
+        return ()
+    pairs = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not _QUOTA_KEY.match(key.strip()) or not _QUOTA_VALUE.match(value.strip()):
+            raise Invalid(
+                f"{item!r} is not a quota entry", "write resource=quantity pairs, such as pods=50,requests.cpu=64,requests.memory=256Gi"
+            )
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
+
+
+def duration_at_most(limit_seconds: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = parse_duration(raw)
+        if value > limit_seconds:
+            raise Invalid(f"{raw!r} is longer than {limit_seconds // 3600} h", f"use at most {limit_seconds // 3600}h")
+        return value
+
+    return parse
 
 
 def parse_log_level(raw: str) -> str:
@@ -354,6 +450,11 @@ class CommonOptions:
     keep_cluster: bool = option(
         "false", "leave the Ray cluster running after the job (prints how to open the dashboard)", parse_bool, is_flag=True
     )
+    keep_cluster_ttl: int = option(
+        "4h",
+        "with keep-cluster, how long after the job ends KubeRay keeps the Ray cluster before deleting it (at most 168h)",
+        duration_at_most(KEEP_CLUSTER_MAX_SECONDS),
+    )
     log_level: str = option("info", "log verbosity: debug, info, warning or error", parse_log_level)
 
 
@@ -392,9 +493,13 @@ class KubeOptions:
     namespace: str = option("aks-ray", "namespace for the RayJob and its pods", parse_dns_label)
     job_name: str | None = option("", "RayJob name; empty: a unique name per run", parse_optional_dns_label)
     operator_namespace: str = option("kuberay-system", "namespace of the KubeRay operator", parse_dns_label)
-    kuberay_version: str = option(versions.KUBERAY_CHART_VERSION, "KubeRay operator Helm chart version")
-    kuberay_chart: str = option(versions.KUBERAY_HELM_REPO, "Helm repository URL, or a local chart folder or .tgz (air-gapped)")
-    ray_image: str = option(versions.RAY_IMAGE, "Ray container image for head and workers", parse_image)
+    kuberay_version: str = option(versions.KUBERAY_CHART_VERSION, "KubeRay operator Helm chart version", parse_version)
+    kuberay_chart: str = option(
+        versions.KUBERAY_HELM_REPO, "Helm repository (https://) or OCI chart (oci://) URL, or a local chart folder or .tgz", parse_chart
+    )
+    ray_image: str = option(
+        versions.RAY_IMAGE, "Ray container image for head and workers: repository:tag, optionally @sha256:<digest>", parse_image
+    )
     head_cpus: str = option(
         "1",
         "CPUs requested by the Ray head pod, a Kubernetes quantity (1, 0.5, 500m); the head runs the driver, no training",
@@ -406,6 +511,18 @@ class KubeOptions:
     )
     tolerations: tuple[tuple[str, str, str], ...] = option(
         "", "taints Ray pods tolerate (key=value:Effect,...); on the aks target defaults to the Ray pool's taint", parse_tolerations
+    )
+    egress_blocked_cidrs: tuple[str, ...] = option(
+        DEFAULT_EGRESS_BLOCKED,
+        "address ranges the training pods may not reach (CIDRs, comma-separated): the node's metadata and Azure host "
+        "addresses, and every private range (AKS's pod, service and node ranges); the API server's address is added at submit; "
+        "none: no range",
+        parse_cidrs,
+    )
+    namespace_quota: tuple[tuple[str, str], ...] = option(
+        DEFAULT_NAMESPACE_QUOTA,
+        "the ResourceQuota of --namespace, created when it has none (resource=quantity,...); none: no quota",
+        parse_quota,
     )
 
 
@@ -600,6 +717,30 @@ def _build_section(cls: type, flags: Mapping[str, Any], environ: Mapping[str, st
     return cls(**values)
 
 
+# Parts of the training directory that never go to the cluster (rayjob.training_files skips them too).
+TRAINING_SKIP_DIRS = frozenset({"__pycache__", ".git", ".venv", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"})
+
+
+def links_leaving(directory: Path) -> list[str]:
+    """The symlinks under `directory` (in the parts that are shipped) that point outside it, as 'link -> target'.
+
+    A link to a file elsewhere would ship that file (a runner's secret, say) to
+    the cluster; a link inside the folder is just another name for its file.
+    """
+    root = directory.resolve()
+    found = []
+    for current, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if d not in TRAINING_SKIP_DIRS and not d.startswith(".")]
+        for name in sorted(dirs + files):
+            path = Path(current) / name
+            if name.startswith(".") or not path.is_symlink():
+                continue
+            target = path.resolve()
+            if target != root and root not in target.parents:
+                found.append(f"{path.relative_to(directory).as_posix()} -> {os.readlink(path)}")
+    return found
+
+
 def cross_check(config: Config) -> list[str]:
     """Problems that involve more than one option, or the filesystem."""
     problems = []
@@ -607,6 +748,11 @@ def cross_check(config: Config) -> list[str]:
     if not training.training_dir.is_dir():
         problems.append(f"--training-dir: {training.training_dir} is not a directory; point it at the folder holding your training code")
     else:
+        for link in links_leaving(training.training_dir):
+            problems.append(
+                f"--training-dir: the symlink {link} points outside {training.training_dir}; "
+                "copy the file into the folder or remove the link (a link would ship a file of this machine to the cluster)"
+            )
         script = next((word for word in training.entrypoint.split() if word.endswith(".py")), None)
         if script and not (training.training_dir / script).is_file():
             problems.append(f"--entrypoint: {script} is not in {training.training_dir}; fix the entrypoint or --training-dir")
@@ -628,6 +774,24 @@ def cross_check(config: Config) -> list[str]:
                 flag = name.replace("_", "-")
                 problems.append(f"--{flag}: required for OIDC login in GitHub Actions; set the action's {flag} input")
     return problems
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The values of the environment's credential-named variables (GITHUB_TOKEN, ARM_CLIENT_SECRET, ...), to redact."""
+    from .redact import SECRET_NAME
+
+    environ = os.environ if environ is None else environ
+    return [
+        value
+        for name, value in environ.items()
+        if SECRET_NAME.search(name) and not name.endswith(("_PATH", "_FILE", "_DIR", "_URL")) and value.strip()
+    ]
+
+
+def mask_pipe_path(environ: Mapping[str, str] | None = None) -> str | None:
+    """The mask pipe of the aks-ray step that started this process (see maskpipe.py), if any."""
+    environ = os.environ if environ is None else environ
+    return environ.get(MASK_PIPE_ENV) or None
 
 
 def running_in_actions(environ: Mapping[str, str] | None = None) -> bool:

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import config, gha
+from . import config, gha, maskpipe, redact
 from .azure_auth import build_credential, get_aks_token
 from .errors import EXIT_OK, AksRayError
 
@@ -59,8 +59,13 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     config.add_arguments(parser, ("azure",))
     args = parser.parse_args(argv)
     logging.basicConfig(level="WARNING", stream=sys.stderr, format="aks-ray exec plugin: %(message)s")
+    redact.install_logging()
     environ = os.environ if environ is None else environ
     gha.use_workflow_commands(config.running_in_actions(environ))
+    # Our stderr is captured by the calling client, which never shows it to the runner: masks go to
+    # the step's relay when there is one (maskpipe.py), and so reach the runner before any token is used.
+    pipe = config.mask_pipe_path(environ)
+    gha.use_mask_sink(lambda value: maskpipe.send(pipe, value))
     stdout = sys.stdout if stdout is None else stdout
     try:
         cfg = config.load(vars(args), environ)
@@ -68,7 +73,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         credential = build_credential(cfg.github, azure.azure_tenant_id, azure.azure_client_id, transport)
         token = get_aks_token(credential, doing="getting an Azure AD token for the AKS API", assignee=azure.azure_client_id)
     except AksRayError as exc:  # bad settings (exit 2) or a refused sign-in: the client shows stderr
-        print(f"aks-ray exec plugin: {exc}", file=sys.stderr)
+        print(redact.text(f"aks-ray exec plugin: {exc}"), file=sys.stderr)
         return exc.exit_code
     stdout.write(json.dumps(exec_credential(token.token, token.expires_on)) + "\n")
     stdout.flush()

@@ -13,14 +13,18 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from . import redact
 
 log = logging.getLogger(__name__)
 
 # In a terminal, annotations read better as plain "error: ..." lines; under
 # GitHub Actions (or act) they must be workflow commands. The CLI sets this once.
 _workflow_commands = True
+# Where add_mask sends a mask instead of stderr (the exec plugin's mask pipe, see maskpipe.py).
+_mask_sink: Callable[[str], bool] | None = None
 
 
 def use_workflow_commands(enabled: bool) -> None:
@@ -42,9 +46,20 @@ def command(name: str, message: str = "", **properties: str) -> str:
     return f"::{name}{' ' + props if props else ''}::{_escape_data(message)}"
 
 
-def emit(line: str) -> None:
+def use_mask_sink(sink: Callable[[str], bool] | None) -> None:
+    """Send masks to `sink` (which returns False when it cannot take them) rather than to stderr."""
+    global _mask_sink
+    _mask_sink = sink
+
+
+def _emit_raw(line: str) -> None:
     # Workflow commands must reach the runner on stdout or stderr unbuffered and whole.
     print(line, file=sys.stderr, flush=True)
+
+
+def emit(line: str) -> None:
+    """Print one line for the runner, redacted: annotations often carry a child process's stderr."""
+    _emit_raw(redact.text(line))
 
 
 def annotate(level: str, message: str, title: str = "") -> None:
@@ -72,10 +87,14 @@ def add_mask(secret: str) -> None:
     Called the moment a secret exists, before it could be logged. Outside
     Actions there is no runner to tell, and printing it would leak it.
     """
-    if secret and _workflow_commands:
+    if not secret:
+        return
+    # Redacted from every later line this process prints, raises or writes, runner or not.
+    redact.remember([secret])
+    if _workflow_commands:
         for line in secret.splitlines():
-            if line.strip():
-                emit(f"::add-mask::{line}")
+            if line.strip() and not (_mask_sink is not None and _mask_sink(line)):
+                _emit_raw(f"::add-mask::{line}")
 
 
 @contextlib.contextmanager

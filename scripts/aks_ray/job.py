@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from . import dashboard, diagnose, gha, kube, metrics, rayjob, report, retry
+from . import dashboard, diagnose, gha, kube, metrics, rayjob, redact, report, retry, sandbox
 from .config import Config
 from .errors import DeadlineExceeded, OperationalError
 from .jobstatus import JobState, transitions
@@ -95,8 +95,10 @@ class LogFollower:
             log.debug("log stream of %s ended: %s", pod, exc)
 
     def _line(self, line: str) -> None:
+        # Prefixed, as the local target does: a training line can then never be a workflow command.
+        line = redact.text(line)
         with self.lock:
-            sys.stderr.write(line + "\n")
+            sys.stderr.write(f"  | {line}\n")
             sys.stderr.flush()
             self.run_dir.append_job_log(line)
             progress = self.progress.announce(line)
@@ -116,22 +118,52 @@ class LogFollower:
 # -------------------------------------------------------------- commands
 
 
+def prepare_sandbox(api: kube.Kube, namespace: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Before the run's objects are created: the namespace's quota and limit range, a word on its labels.
+
+    Returns the run's NetworkPolicy with the API server's own addresses added
+    to the blocked ranges (the kubeconfig names the server, so only here, at
+    submit, are they known).
+    """
+    labels = kube.namespace_labels(api, namespace)
+    if labels.get(sandbox.POD_SECURITY_LABEL) != sandbox.POD_SECURITY_LEVEL:
+        gha.warning(
+            f"namespace {namespace} does not enforce the restricted Pod Security Standard "
+            f"({sandbox.POD_SECURITY_LABEL}={labels.get(sandbox.POD_SECURITY_LABEL, 'unset')}); the run's pods still follow it. "
+            f"Fix: kubectl label namespace {namespace} {sandbox.POD_SECURITY_LABEL}={sandbox.POD_SECURITY_LEVEL} --overwrite",
+            title="aks-ray: sandbox",
+        )
+    for obj in objects:
+        if obj["kind"] in ("ResourceQuota", "LimitRange") and kube.ensure(api, obj):
+            log.info("created %s %s/%s", obj["kind"], namespace, obj["metadata"]["name"])
+    policy = next(obj for obj in objects if obj["kind"] == "NetworkPolicy")
+    server = kube.api_server_url(api)
+    added = sandbox.block_addresses(policy, sandbox.api_server_addresses(server))
+    if added:
+        log.info("the training pods may not reach the API server %s (%s)", server, ", ".join(added))
+    return policy
+
+
 def submit(cfg: Config, job_name: str | None = None) -> RunState:
     """Render everything (bad input fails here, before anything exists), then create it."""
     name = job_name or rayjob.new_job_name(cfg)
     run = rayjob.identity(cfg, name)
-    namespace_obj, configmap, job = rayjob.render_run(cfg, run)
+    objects = rayjob.render_run(cfg, run)
+    namespace_obj, configmap, job = (rayjob.find(objects, kind) for kind in ("Namespace", "ConfigMap", "RayJob"))
     api = kube.connect(cfg)
     state = RunState(job_name=run.job_name, namespace=run.namespace, target=cfg.target, created_at=time.time())
     run_dir = cfg.run_dir
     with gha.group(f"create RayJob {run.namespace}/{run.job_name}"):
         if kube.ensure_namespace(api, namespace_obj):
             log.info("created namespace %s", run.namespace)
-        # The API server (and the CRD's rules) judge both objects before either exists.
-        kube.create(api, configmap, dry_run=True)
-        kube.create(api, job, dry_run=True)
+        policy = prepare_sandbox(api, run.namespace, objects)
+        # The API server (and the CRD's rules) judge the objects before any exists.
+        for obj in (policy, configmap, job):
+            kube.create(api, obj, dry_run=True)
         # Saved before anything is created, so that `cleanup` finds whatever a crash leaves.
         run_dir.save_job(state)
+        kube.create(api, policy)  # before the RayJob: no pod of the run ever runs outside the sandbox
+        log.info("created NetworkPolicy %s/%s (the run's sandbox)", run.namespace, policy["metadata"]["name"])
         kube.create(api, configmap)
         log.info(
             "created ConfigMap %s/%s (the training directory, %d files)",

@@ -204,12 +204,58 @@ def ensure_namespace(kube: Kube, namespace_object: dict[str, Any]) -> bool:
     return True
 
 
+_CORE_CREATE = {"ResourceQuota": "create_namespaced_resource_quota", "LimitRange": "create_namespaced_limit_range"}
+
+
+def ensure(kube: Kube, obj: dict[str, Any]) -> bool:
+    """Create a namespace-wide object (quota, limit range) unless one of that name exists; True if created.
+
+    Not being allowed to create it is not fatal: such objects are the namespace
+    owner's, and an identity limited to running jobs should not be able to.
+    """
+    try:
+        create(kube, obj)
+    except UserError as exc:
+        if "already exists" in exc.message:
+            return False
+        if "not allowed" in exc.message:
+            meta = obj["metadata"]
+            log.warning(
+                "%s %s/%s is missing and this identity may not create it; the cluster owner should (aks-ray run --dry-run prints it)",
+                obj["kind"],
+                meta["namespace"],
+                meta["name"],
+            )
+            return False
+        raise
+    return True
+
+
+def namespace_labels(kube: Kube, name: str) -> dict[str, str]:
+    namespace = get_or_none(f"read namespace {name}", lambda: kube.core.read_namespace(name))
+    return dict((namespace.metadata.labels or {}) if namespace is not None else {})
+
+
+def api_server_url(kube: Kube) -> str:
+    """The API server's URL, as the kubeconfig gives it."""
+    return str(kube.api_client.configuration.host)
+
+
 def create(kube: Kube, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
     """Create one object (or only ask the API server whether it would: dry_run); its refusal is shown plainly."""
     kind, meta = obj["kind"], obj["metadata"]
     where = f"{kind} {meta['namespace']}/{meta['name']}"
     extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
     try:
+        if kind in _CORE_CREATE:
+            method = getattr(kube.core, _CORE_CREATE[kind])
+            return kube.to_dict(call(f"create {where}", lambda: method(meta["namespace"], obj, **extra)))
+        if kind == "NetworkPolicy":
+            from kubernetes import client
+
+            networking = client.NetworkingV1Api(kube.api_client)
+            created = call(f"create {where}", lambda: networking.create_namespaced_network_policy(meta["namespace"], obj, **extra))
+            return kube.to_dict(created)
         if kind == "ConfigMap":
             created = call(f"create {where}", lambda: kube.core.create_namespaced_config_map(meta["namespace"], obj, **extra))
             return kube.to_dict(created)
@@ -234,7 +280,8 @@ def create(kube: Kube, obj: dict[str, Any], dry_run: bool = False) -> dict[str, 
         if status in (401, 403):
             raise UserError(
                 f"not allowed to create {where}: {api_message(exc)}",
-                "use credentials that may create RayJobs and ConfigMaps in --namespace.",
+                "use credentials that may create RayJobs, ConfigMaps and NetworkPolicies (and read ResourceQuotas "
+                "and LimitRanges) in --namespace.",
             ) from None
         raise
     raise ValueError(f"aks-ray does not create {kind} objects")  # pragma: no cover

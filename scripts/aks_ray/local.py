@@ -23,6 +23,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,26 @@ def ray_executable() -> str:
             "Ray is not installed in this environment.", "install the training extra: pip install 'aks-ray-action[train]'"
         )
     return found
+
+
+# What the training process inherits from the runner: enough to run Python and
+# reach the network, and nothing that is the runner's (ACTIONS_ID_TOKEN_REQUEST_*,
+# GITHUB_TOKEN, GITHUB_ENV, GITHUB_OUTPUT, cloud credentials): the training code
+# is the pull request's, not the workflow's.
+_TRAINING_ENV_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "VIRTUAL_ENV", "LD_LIBRARY_PATH"}
+    | {"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"}
+    | {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "CUDA_VISIBLE_DEVICES"}
+)
+
+
+def training_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The minimal environment of the local Ray head, and so of the training code it runs."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in _TRAINING_ENV_NAMES or name.startswith("LC_") or (name.startswith("RAY_") and name != "RAY_AUTH_TOKEN")
+    }
 
 
 @dataclass
@@ -110,7 +131,7 @@ class LocalRayHead:
         # The job's entrypoint says `python`: make that this interpreter, with Ray and torch, not whatever PATH finds first.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         env = {
-            **os.environ,
+            **training_environment(os.environ),
             "PATH": path,
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(self.token_path),

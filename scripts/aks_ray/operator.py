@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from . import diagnose, gha, kube, retry, versions
+from . import diagnose, gha, kube, redact, retry, versions
 from .config import PROJECT_ROOT, Config
 from .errors import DeadlineExceeded, OperationalError, UserError
 from .rayjob import MANIFESTS_DIR
@@ -53,13 +53,17 @@ class ChartSource:
     version: str | None
 
     def describe(self) -> str:
-        return f"{versions.KUBERAY_CHART_NAME} {self.version} from {self.repo}" if self.repo else f"local chart {self.ref}"
+        """For people: a URL's credentials (https://user:token@...) are never printed."""
+        if self.repo:
+            return f"{versions.KUBERAY_CHART_NAME} {self.version} from {redact.url(self.repo)}"
+        return redact.url(self.ref) if self.ref.startswith("oci://") else f"local chart {self.ref}"
 
 
 def chart_source(cfg: Config) -> ChartSource:
     """--kuberay-chart as helm wants it. A local path that does not exist is bad input."""
     chart = cfg.kube.kuberay_chart
-    if chart.startswith(("https://", "http://", "oci://")):
+    # config.parse_chart admits only https:// and oci:// URLs; anything else is a path.
+    if chart.startswith(("https://", "oci://")):
         if chart.startswith("oci://"):
             return ChartSource(ref=chart, repo=None, version=cfg.kube.kuberay_version)
         return ChartSource(ref=versions.KUBERAY_CHART_NAME, repo=chart, version=cfg.kube.kuberay_version)
@@ -134,7 +138,8 @@ def install(cfg: Config) -> bool:
             return True, revision
         except HelmError as exc:
             raise OperationalError(
-                f"helm could not install {source.describe()} into namespace {namespace}: {exc}",
+                # helm's stderr (pyhelm3 puts it into the error) may carry the exec plugin's output: redacted.
+                redact.text(f"helm could not install {source.describe()} into namespace {namespace}: {exc}"),
                 "read helm's message above; check that the chart is reachable and "
                 "that you may create cluster-wide objects (CRDs, ClusterRoles).",
             ) from None

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import signals
+from . import gha, redact, signals
 from .errors import DeadlineExceeded, UserError
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,11 @@ def run(
     """Run a program to completion within `timeout` seconds.
 
     Output (stdout and stderr merged) is echoed line by line as it arrives, so
-    long commands show live progress, and is also returned whole. On timeout
+    long commands show live progress, and is also returned whole; both
+    redacted (redact.py), as the output often ends up in an error message. A
+    line that is a whole `::add-mask::` command is the child's mask for the
+    runner: it is passed on as a mask, and its value redacted from then on.
+    On timeout
     the whole process group is terminated, then killed.
 
     Interrupted while the program runs (SIGINT or SIGTERM, see signals.py),
@@ -214,7 +218,10 @@ class _Output:
 
     def _emit(self, text: str) -> str:
         *complete, rest = text.split("\n")
-        for line in complete:
+        for raw in complete:
+            if raw.startswith("::add-mask::"):  # the program's mask for the runner: pass it on as ours
+                gha.add_mask(raw[len("::add-mask::") :].strip())
+            line = redact.text(raw)
             self.lines.append(line + "\n")
             if self.echo:
                 sys.stderr.write(line + "\n")

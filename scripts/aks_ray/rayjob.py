@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import re
 import secrets
 from collections.abc import Iterable
@@ -33,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from . import jobspec, versions
-from .config import PROJECT_ROOT, RAY_POOL_LABEL, RAY_POOL_TAINT, Config
+from . import jobspec, sandbox, versions
+from .config import PROJECT_ROOT, RAY_POOL_LABEL, RAY_POOL_TAINT, TRAINING_SKIP_DIRS, Config, links_leaving
 from .errors import UserError
 from .rundir import MANAGED_BY, RUN_LABEL, RunIdentity
 
@@ -60,7 +61,7 @@ CONFIGMAP_LIMIT_BYTES = 1024 * 1024 - 16 * 1024
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 # Files of the training directory that are never code or data the job needs.
-_SKIP_DIRS = {"__pycache__", ".git", ".venv", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
+_SKIP_DIRS = TRAINING_SKIP_DIRS
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 _CONFIGMAP_KEY_UNSAFE = re.compile(r"[^-._a-zA-Z0-9]")
 
@@ -123,7 +124,17 @@ def tolerations(cfg: Config) -> list[dict[str, str]]:
 
 
 def training_files(training_dir: Path) -> list[tuple[str, bytes]]:
-    """(relative path, content) of every file the job needs, in a stable order."""
+    """(relative path, content) of every file the job needs, in a stable order.
+
+    A symlink that leaves the folder is bad input (config.cross_check says so
+    first): following it would ship a file of this machine to the cluster.
+    """
+    leaving = links_leaving(training_dir)
+    if leaving:
+        raise UserError(
+            f"--training-dir {training_dir} holds symlinks that point outside it: {', '.join(leaving)}.",
+            "copy those files into the training folder, or remove the links.",
+        )
     files = []
     for path in sorted(training_dir.rglob("*")):
         relative = path.relative_to(training_dir)
@@ -225,7 +236,9 @@ def _label_template(template: dict[str, Any], labels: dict[str, str], component:
 
 def load_base() -> dict[str, Any]:
     with RAYJOB_BASE.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        # Through JSON: the file's YAML anchors (one securityContext for every pod)
+        # become separate copies, so nothing printed carries YAML aliases.
+        return json.loads(json.dumps(yaml.safe_load(handle)))
 
 
 def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, str]], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -238,8 +251,9 @@ def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, st
     spec["activeDeadlineSeconds"] = cfg.common.timeout
     spec["preRunningDeadlineSeconds"] = min(spec.get("preRunningDeadlineSeconds", cfg.common.timeout), cfg.common.timeout)
     if cfg.common.keep_cluster:
-        # The user asked to keep the cluster: no automatic deletion at all.
-        spec.pop("deletionStrategy", None)
+        # The user asked to keep the cluster: KubeRay still deletes it, --keep-cluster-ttl after the job ends.
+        for rule in spec.get("deletionStrategy", {}).get("deletionRules", []):
+            rule["condition"]["ttlSeconds"] = cfg.common.keep_cluster_ttl
 
     cluster = spec["rayClusterSpec"]
     cluster["rayVersion"] = versions.RAY_VERSION
@@ -275,11 +289,30 @@ def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, st
 
 
 def render_namespace(run: RunIdentity) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": run.namespace, "labels": {MANAGED_BY[0]: MANAGED_BY[1]}}}
+    labels = {MANAGED_BY[0]: MANAGED_BY[1], **sandbox.namespace_labels()}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": run.namespace, "labels": labels}}
+
+
+def render_sandbox(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
+    """The namespace's ResourceQuota and LimitRange, and the run's NetworkPolicy (sandbox.py)."""
+    namespace_owned = {MANAGED_BY[0]: MANAGED_BY[1]}
+    quota = sandbox.render_quota(cfg, run.namespace, namespace_owned)
+    policy = sandbox.render_network_policy(
+        cfg, run.job_name, run.namespace, {**run.labels, COMPONENT_LABEL: "sandbox"}, (RUN_LABEL, run.job_name)
+    )
+    return [obj for obj in (quota, sandbox.render_limit_range(run.namespace, namespace_owned), policy) if obj]
+
+
+def find(objects: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next(obj for obj in objects if obj["kind"] == kind)
 
 
 def render_run(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
-    """Every object the run creates, in creation order. Raises UserError on bad input."""
+    """Every object the run creates, in creation order. Raises UserError on bad input.
+
+    Namespace, ResourceQuota (unless --namespace-quota is empty), LimitRange,
+    NetworkPolicy, ConfigMap, RayJob: the sandbox exists before any pod.
+    """
     if cfg.training.data_dir is not None:
         raise UserError(
             f"--data-dir {cfg.training.data_dir} is a folder on this machine, which the Ray pods cannot see.",
@@ -287,7 +320,7 @@ def render_run(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
             "downloads MNIST from --mnist-mirror (or trains on the bundled sample).",
         )
     configmap, items = render_configmap(cfg, run, training_files(cfg.training.training_dir))
-    return [render_namespace(run), configmap, render_rayjob(cfg, run, items)]
+    return [render_namespace(run), *render_sandbox(cfg, run), configmap, render_rayjob(cfg, run, items)]
 
 
 def to_yaml(objects: Iterable[dict[str, Any]]) -> str:

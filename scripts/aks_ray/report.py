@@ -12,6 +12,7 @@ record_failure().
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,11 +143,22 @@ def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, timings: Timings,
         lines += [f"| {name} | {seconds:.1f} |" for name, seconds in timings.phases.items()]
         lines.append("")
     if outcome.error:
-        lines += ["### What went wrong (last lines)", "", "```text", outcome.error.rstrip(), "```", ""]
+        lines += ["### What went wrong (last lines)", "", *fenced(outcome.error.rstrip()), ""]
     if outcome.dashboard:
         lines += ["### Ray dashboard", "", outcome.dashboard, ""]
     lines += [f"Outputs: `{output_dir}` (job.log, metrics.json, model.pt, training-curves.png, timings.json, summary.md)."]
     return "\n".join(lines) + "\n"
+
+
+def fenced(text: str, info: str = "text") -> list[str]:
+    """A Markdown code block around `text` whose fence is longer than any backtick run inside it.
+
+    A fixed ``` fence ends at the first ``` in a log line, and what follows
+    (written by training code) would be rendered as the summary's own Markdown.
+    """
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}{info}", text, fence]
 
 
 def failed_step_markdown(record: StepRecord, command: str = "") -> str:

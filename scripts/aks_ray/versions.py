@@ -24,6 +24,9 @@ AZURERM_PROVIDER_VERSION = "4.16.0"
 # checkov scans terraform/ in the tests; it lives in its own venv (make checkov-install)
 # because its pins clash with ray's. A test tool, so not in versions_table().
 CHECKOV_VERSION = "3.3.30"
+# uv writes the action's hash-locked requirements (scripts/tools/lock_requirements.py).
+# A build tool, so not in versions_table().
+UV_VERSION = "0.13.8"
 # Where no Terraform CLI is installed, `make terraform-install` builds OpenTofu from its
 # Go module for tests/terraform's fmt check (Terraform's own module cannot be built:
 # its nested backend modules are missing from the module zip). A test tool too.

@@ -130,7 +130,10 @@ def store_namespace_diagnostics(api, namespace: str, folder: Path) -> None:
 def namespace(request, cluster, kube_api):
     """A fresh namespace for one test; its pods' logs and events are kept, then it is deleted."""
     name = f"aks-ray-e2e-{uuid.uuid4().hex[:6]}"
-    kube_api.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"aks-ray.io/e2e": "true"}}})
+    # Enforcing the restricted Pod Security Standard, as aks-ray labels a namespace it creates:
+    # the API server itself refuses any pod of a run that leaves the sandbox.
+    labels = {"aks-ray.io/e2e": "true", "pod-security.kubernetes.io/enforce": "restricted"}
+    kube_api.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
     yield name
     try:
         store_namespace_diagnostics(kube_api, name, _artifact_dir(request))

@@ -85,6 +85,55 @@ def assert_no_secret_in(folder: Path, secrets: list[str]) -> None:
                 assert secret.encode() not in data, f"a secret landed in {path}"
 
 
+def assert_inside_the_sandbox(kube_api, namespace: str, job_name: str) -> None:
+    """While the run's Ray cluster exists: its head runs as uid 1000 with no service-account token, behind its policy."""
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    labels = kube_api.read_namespace(namespace).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    networking = client.NetworkingV1Api(kube_api.api_client)
+    policies = networking.list_namespaced_network_policy(namespace, label_selector=f"aks-ray.io/run={job_name}").items
+    assert [p.metadata.name for p in policies] == [f"{job_name}-sandbox"]
+    assert kube_api.list_namespaced_resource_quota(namespace).items, "the namespace has a ResourceQuota"
+    heads = kube_api.list_namespaced_pod(namespace, label_selector=f"aks-ray.io/run={job_name},ray.io/node-type=head").items
+    assert heads, "the head pod is still there (the deletion rules wait for collection)"
+    token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    script = f"id -u; test -e {token} && echo token-mounted || echo no-token; grep -c '^CapEff:[[:space:]]*0*$' /proc/self/status"
+    output = stream(
+        kube_api.connect_get_namespaced_pod_exec, heads[0].metadata.name, namespace, container="ray-head",
+        command=["sh", "-c", script], stderr=True, stdin=False, stdout=True, tty=False, _request_timeout=60,
+    )  # fmt: skip
+    lines = output.split()
+    assert lines[:2] == ["1000", "no-token"], output
+    assert lines[2] == "1", f"the head holds no capability: {output}"
+
+
+def test_the_api_server_refuses_a_pod_outside_the_sandbox(kube_api, namespace):
+    """Server-side dry runs in the restricted namespace: the run's pod templates pass, a root pod does not."""
+    from kubernetes.client.exceptions import ApiException
+
+    from aks_ray import config as aks_config
+    from aks_ray import rayjob
+
+    cfg = aks_config.load({}, {"AKS_RAY_TARGET": "kubeconfig", "AKS_RAY_NAMESPACE": namespace, "AKS_RAY_OUTPUT_DIR": "/nonexistent"})
+    job = rayjob.find(rayjob.render_run(cfg, rayjob.identity(cfg, "aks-ray-e2e-dry")), "RayJob")
+    cluster = job["spec"]["rayClusterSpec"]
+    templates = {
+        "head": cluster["headGroupSpec"]["template"],
+        "worker": cluster["workerGroupSpecs"][0]["template"],
+        "submitter": job["spec"]["submitterPodTemplate"],
+    }
+    for role, template in templates.items():
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"dry-{role}"}, "spec": template["spec"]}
+        kube_api.create_namespaced_pod(namespace, pod, dry_run="All")  # raises if PodSecurity refuses it
+    root = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dry-root"}}
+    root["spec"] = {"containers": [{"name": "c", "image": cfg.kube.ray_image, "securityContext": {"runAsUser": 0}}]}
+    with pytest.raises(ApiException) as excinfo:
+        kube_api.create_namespaced_pod(namespace, root, dry_run="All")
+    assert excinfo.value.status == 403 and "restricted" in excinfo.value.body
+
+
 def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace, tmp_path):
     out = Path(run_env["AKS_RAY_OUTPUT_DIR"])
     # Another run's object in the same namespace: cleanup must leave it alone.
@@ -117,6 +166,8 @@ def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace,
 
     # Ray's token, read while the cluster exists, must not reach the outputs.
     from kubernetes import client, config
+
+    assert_inside_the_sandbox(kube_api, namespace, job_name)
 
     custom = client.CustomObjectsApi(config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context))
     job = custom.get_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", job_name)
@@ -156,6 +207,8 @@ def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace,
     assert custom.list_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", label_selector=selector)["items"] == []
     assert kube_api.list_namespaced_config_map(namespace, label_selector=selector).items == []
     assert kube_api.read_namespaced_config_map("other-run-training", namespace).data == {"x": "y"}
+    networking = client.NetworkingV1Api(kube_api.api_client)
+    assert networking.list_namespaced_network_policy(namespace, label_selector=selector).items == [], "the run's sandbox policy went too"
 
 
 def test_run_executes_the_whole_step_list_with_the_inputs_as_one_document(run_env, cluster, kube_api, namespace):

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+SANDBOX_COLLECTIONS = r"/(?:api/v1|apis/networking.k8s.io/v1)/namespaces/([^/]+)/(networkpolicies|resourcequotas|limitranges)"
+
 
 def matches(labels: dict[str, str], selector: str) -> bool:
     for term in filter(None, selector.split(",")):
@@ -32,6 +34,9 @@ class FakeCluster:
         self.rayjobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.rayclusters: dict[tuple[str, str], dict[str, Any]] = {}
         self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
+        # The sandbox's objects (NetworkPolicy, ResourceQuota, LimitRange), by (plural, namespace, name).
+        self.sandbox: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.namespace_labels: dict[str, dict[str, str]] = {}
         self.namespaces: set[str] = set()
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.logs: dict[tuple[str, str, str], str] = {}
@@ -52,10 +57,26 @@ class FakeCluster:
             return (422, {"kind": "Status", "code": 422, "message": refusal}) if refusal else (201, body)
         with self.lock:
             if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)", path):
-                return (200, {"kind": "Namespace", "metadata": {"name": m[1]}}) if m[1] in self.namespaces else self.not_found()
+                if m[1] not in self.namespaces:
+                    return self.not_found()
+                return 200, {"kind": "Namespace", "metadata": {"name": m[1], "labels": self.namespace_labels.get(m[1], {})}}
             if path == "/api/v1/namespaces" and method == "POST":
                 self.namespaces.add(body["metadata"]["name"])
+                self.namespace_labels[body["metadata"]["name"]] = body["metadata"].get("labels", {})
                 return 201, body
+            if m := re.fullmatch(SANDBOX_COLLECTIONS, path):
+                if method == "POST":
+                    key = (m[2], m[1], body["metadata"]["name"])
+                    if key in self.sandbox:
+                        return 409, {"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": "already exists"}
+                    self.sandbox[key] = body
+                    return 201, body
+                items = [o for (kind, ns, _), o in self.sandbox.items() if (kind, ns) == (m[2], m[1])]
+                items = [o for o in items if matches(o["metadata"].get("labels", {}), selector)]
+                return 200, {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
+            if (m := re.fullmatch(r"/apis/networking.k8s.io/v1/namespaces/([^/]+)/networkpolicies/([^/]+)", path)) and method == "DELETE":
+                key = ("networkpolicies", m[1], m[2])
+                return (200, self.sandbox.pop(key)) if key in self.sandbox else self.not_found()
             if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/configmaps", path):
                 if method == "POST":
                     key = (m[1], body["metadata"]["name"])
@@ -109,7 +130,13 @@ class FakeCluster:
         return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}
 
 
-def serve(cluster: FakeCluster) -> tuple[ThreadingHTTPServer, str]:
+def serve(cluster: FakeCluster, tls: tuple[Path, Path] | None = None) -> tuple[ThreadingHTTPServer, str]:
+    """Serve `cluster` on 127.0.0.1; with tls=(certificate, key), over HTTPS.
+
+    HTTPS matters to Go clients: client-go (helm, kubectl) sends no user
+    credentials, and runs no exec plugin, for a plain-http server.
+    """
+
     class Handler(BaseHTTPRequestHandler):
         def _reply(self) -> None:
             url = urlparse(self.path)
@@ -129,8 +156,16 @@ def serve(cluster: FakeCluster) -> tuple[ThreadingHTTPServer, str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    scheme = "http"
+    if tls is not None:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
 
 
 def write_kubeconfig(path: Path, server_url: str, token: str) -> Path:

@@ -47,6 +47,13 @@ OPTION_SETS = {
         "AKS_RAY_JOB_NAME": "pr-31-mnist",
         "AKS_RAY_NAMESPACE": "team-a",
     },
+    "sandbox-options": {
+        "AKS_RAY_EGRESS_BLOCKED_CIDRS": "169.254.169.254/32,10.0.0.0/8,fd00::/8",
+        "AKS_RAY_NAMESPACE_QUOTA": "pods=5,requests.cpu=4,count/rayjobs.ray.io=1",
+        "AKS_RAY_OPERATOR_NAMESPACE": "ray-operators",
+    },
+    "no-quota-no-blocked-ranges": {"AKS_RAY_NAMESPACE_QUOTA": "none", "AKS_RAY_EGRESS_BLOCKED_CIDRS": "none"},
+    "keep-cluster-ttl": {"AKS_RAY_KEEP_CLUSTER": "true", "AKS_RAY_KEEP_CLUSTER_TTL": "168h"},
     "github-context": {
         "GITHUB_RUN_ID": "9876543210",
         "GITHUB_RUN_ATTEMPT": "3",
@@ -63,15 +70,43 @@ def rendered(tmp_path, env):
 
 @pytest.mark.parametrize("env", OPTION_SETS.values(), ids=OPTION_SETS.keys())
 def test_rendered_rayjob_passes_the_crd_schema(tmp_path, schema, env):
-    job = rendered(tmp_path, env)[2]
+    job = rayjob.find(rendered(tmp_path, env), "RayJob")
     assert validate(job, schema) == []
 
 
 @pytest.mark.parametrize("env", OPTION_SETS.values(), ids=OPTION_SETS.keys())
 def test_core_objects_pass_the_kubernetes_schema(tmp_path, env):
-    namespace, configmap, _ = rendered(tmp_path, env)
-    for obj in (namespace, configmap):
+    core = [obj for obj in rendered(tmp_path, env) if obj["kind"] != "RayJob"]
+    assert {obj["kind"] for obj in core} >= {"Namespace", "LimitRange", "NetworkPolicy", "ConfigMap"}
+    for obj in core:
         kubernetes_validate.validate(obj, versions.KUBERNETES_VERSION + ".0", strict=True)
+
+
+def pod_templates(job):
+    cluster = job["spec"]["rayClusterSpec"]
+    return {
+        "head": cluster["headGroupSpec"]["template"],
+        "worker": cluster["workerGroupSpecs"][0]["template"],
+        "submitter": job["spec"]["submitterPodTemplate"],
+    }
+
+
+@pytest.mark.parametrize("env", OPTION_SETS.values(), ids=OPTION_SETS.keys())
+def test_sandboxed_pod_templates_pass_the_pod_schema(tmp_path, env):
+    """Each pod template of the RayJob, as the Pod KubeRay makes of it, against Kubernetes' own Pod schema."""
+    job = rayjob.find(rendered(tmp_path, env), "RayJob")
+    for role, template in pod_templates(job).items():
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"x-{role}", **template["metadata"]}, "spec": template["spec"]}
+        kubernetes_validate.validate(pod, versions.KUBERNETES_VERSION + ".0", strict=True)
+
+
+def test_the_pod_schema_refuses_a_misspelt_security_field(tmp_path):
+    job = rayjob.find(rendered(tmp_path, {}), "RayJob")
+    template = copy.deepcopy(pod_templates(job)["head"])
+    template["spec"]["securityContext"]["runAsNonRot"] = template["spec"]["securityContext"].pop("runAsNonRoot")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": template["spec"]}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(pod, versions.KUBERNETES_VERSION + ".0", strict=True)
 
 
 # The validator itself must be able to say no, or the tests above prove nothing.
@@ -102,7 +137,7 @@ def _mutations():
 
 @pytest.mark.parametrize("mutate", _mutations().values(), ids=_mutations().keys())
 def test_the_validator_refuses_broken_rayjobs(tmp_path, schema, mutate):
-    job = copy.deepcopy(rendered(tmp_path, {})[2])
+    job = copy.deepcopy(rayjob.find(rendered(tmp_path, {}), "RayJob"))
     mutate(job)
     assert validate(job, schema) != []
 
@@ -126,7 +161,7 @@ def test_dry_run_prints_objects_that_pass_the_schemas(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     documents = [d for d in yaml.load_all(out, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d]
     kinds = [d["kind"] for d in documents]
-    assert kinds[-3:] == ["Namespace", "ConfigMap", "RayJob"]
+    assert kinds[-6:] == ["Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "ConfigMap", "RayJob"], "the sandbox is shown"
     assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "ClusterRole"} <= set(kinds), (
         "the operator's objects are printed too"
     )

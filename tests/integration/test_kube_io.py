@@ -133,6 +133,21 @@ def test_submit_wait_collect_cleanup(tmp_path, fake, capsys, caplog):
     created = cluster.rayjobs[("aks-ray", state.job_name)]
     assert created["metadata"]["labels"]["aks-ray.io/github-run-id"] == "4242"
     assert ("aks-ray", f"{state.job_name}-training") in cluster.configmaps
+    # The sandbox exists before the RayJob: the namespace's quota and limit range, the run's NetworkPolicy.
+    posts = [path for method, path in cluster.requests if method == "POST"]
+    assert posts.index("/apis/networking.k8s.io/v1/namespaces/aks-ray/networkpolicies") < posts.index(
+        "/apis/ray.io/v1/namespaces/aks-ray/rayjobs"
+    )
+    assert {(kind, name) for kind, _, name in cluster.sandbox} == {
+        ("resourcequotas", "aks-ray"),
+        ("limitranges", "aks-ray"),
+        ("networkpolicies", f"{state.job_name}-sandbox"),
+    }
+    assert cluster.namespace_labels["aks-ray"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    policy = cluster.sandbox[("networkpolicies", "aks-ray", f"{state.job_name}-sandbox")]
+    blocks = [peer["ipBlock"] for rule in policy["spec"]["egress"] for peer in rule.get("to", []) if "ipBlock" in peer]
+    v4_block = next(block for block in blocks if block["cidr"] == "0.0.0.0/0")
+    assert "127.0.0.1/32" in v4_block["except"], "the API server's own address (the kubeconfig's) is blocked"
     assert json.loads((cfg.output_dir / "state.json").read_text())["job_name"] == state.job_name
 
     cluster_name = f"{state.job_name}-x7k2p"
@@ -195,6 +210,9 @@ def test_submit_wait_collect_cleanup(tmp_path, fake, capsys, caplog):
     assert cleanup.main(cfg) == 0
     assert set(cluster.rayjobs) == {("aks-ray", "aks-ray-other")}
     assert set(cluster.configmaps) == {("aks-ray", "aks-ray-other-training")}
+    assert {(kind, name) for kind, _, name in cluster.sandbox} == {("resourcequotas", "aks-ray"), ("limitranges", "aks-ray")}, (
+        "the run's NetworkPolicy goes; the namespace's quota and limit range stay"
+    )
 
 
 def test_failure_ends_in_annotations_with_the_fix(tmp_path, fake, capsys, caplog, monkeypatch):
@@ -270,6 +288,7 @@ def test_a_refused_rayjob_is_bad_input_and_nothing_is_created(tmp_path, fake):
         job.submit(cfg)
     assert excinfo.value.exit_code == 2
     assert cluster.configmaps == {} and cluster.rayjobs == {}, "the ConfigMap is not created when the RayJob would be refused"
+    assert not [key for key in cluster.sandbox if key[0] == "networkpolicies"], "nor the run's NetworkPolicy"
 
 
 def test_collect_without_a_cluster_still_writes_the_outputs(tmp_path, fake):

@@ -54,6 +54,18 @@ BAD_INPUTS = [
     ("vm-size-no-prefix", {"AKS_RAY_RAY_VM_SIZE": "D4s_v5"}, "--ray-vm-size"),
     ("kubernetes-version-word", {"AKS_RAY_KUBERNETES_VERSION": "latest"}, "--kubernetes-version"),
     ("ray-image-latest", {"AKS_RAY_RAY_IMAGE": "rayproject/ray:latest"}, "--ray-image"),
+    ("ray-image-untagged", {"AKS_RAY_RAY_IMAGE": "rayproject/ray"}, "--ray-image"),
+    ("ray-image-digest-without-tag", {"AKS_RAY_RAY_IMAGE": "rayproject/ray@sha256:" + "a" * 64}, "--ray-image"),
+    ("ray-image-short-digest", {"AKS_RAY_RAY_IMAGE": "rayproject/ray:2.60.0@sha256:abc"}, "--ray-image"),
+    ("kuberay-chart-http", {"AKS_RAY_KUBERAY_CHART": "http://charts.example/kuberay/"}, "--kuberay-chart"),
+    ("kuberay-chart-ftp", {"AKS_RAY_KUBERAY_CHART": "ftp://charts.example/kuberay/"}, "--kuberay-chart"),
+    ("kuberay-version-latest", {"AKS_RAY_KUBERAY_VERSION": "latest"}, "--kuberay-version"),
+    ("kuberay-version-range", {"AKS_RAY_KUBERAY_VERSION": "1.7"}, "--kuberay-version"),
+    ("egress-blocked-not-cidr", {"AKS_RAY_EGRESS_BLOCKED_CIDRS": "10.0.0.0/33"}, "--egress-blocked-cidrs"),
+    ("namespace-quota-no-value", {"AKS_RAY_NAMESPACE_QUOTA": "pods"}, "--namespace-quota"),
+    ("namespace-quota-bad-quantity", {"AKS_RAY_NAMESPACE_QUOTA": "requests.memory=lots"}, "--namespace-quota"),
+    ("keep-cluster-ttl-too-long", {"AKS_RAY_KEEP_CLUSTER_TTL": "169h"}, "--keep-cluster-ttl"),
+    ("keep-cluster-ttl-zero", {"AKS_RAY_KEEP_CLUSTER_TTL": "0"}, "--keep-cluster-ttl"),
     ("subscription-not-guid", {"AKS_RAY_AZURE_SUBSCRIPTION_ID": "my-subscription"}, "--azure-subscription-id"),
     ("client-id-not-guid", {"AKS_RAY_AZURE_CLIENT_ID": "abc"}, "--azure-client-id"),
     ("node-selector-no-value", {"AKS_RAY_NODE_SELECTOR": "pool"}, "--node-selector"),
@@ -138,9 +150,32 @@ def test_errors_are_annotations_under_actions(action_env, monkeypatch, capsys):
             id="aks",
         ),
         pytest.param({"AKS_RAY_EPOCHS": "", "AKS_RAY_WORKERS": " "}, id="empty-inputs-mean-defaults"),
+        pytest.param(
+            {
+                "AKS_RAY_RAY_IMAGE": "myregistry.azurecr.io/ray:2.60.0-torch@sha256:" + "0" * 64,
+                "AKS_RAY_KUBERAY_CHART": "oci://myregistry.azurecr.io/helm/kuberay-operator",
+                "AKS_RAY_KUBERAY_VERSION": "1.7.0-rc.0",
+                "AKS_RAY_EGRESS_BLOCKED_CIDRS": "169.254.0.0/16,fd00::/8",
+                "AKS_RAY_NAMESPACE_QUOTA": "pods=10,requests.cpu=8,count/rayjobs.ray.io=2",
+                "AKS_RAY_KEEP_CLUSTER_TTL": "168h",
+            },
+            id="sandbox-and-supply-chain-inputs",
+        ),
     ],
 )
 def test_good_input_validates(action_env, monkeypatch, env):
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)
     assert cli.main(["validate"]) == 0
+
+
+def test_a_symlink_out_of_the_training_folder_exits_2_naming_it(action_env, monkeypatch, capsys):
+    training = action_env / "training"
+    training.mkdir()
+    (training / "train.py").write_text("print('hi')\n")
+    (training / "creds.json").symlink_to("/etc/passwd")
+    monkeypatch.setenv("AKS_RAY_TRAINING_DIR", str(training))
+    monkeypatch.setenv("AKS_RAY_ENTRYPOINT", "python train.py")
+    assert cli.main(["validate"]) == EXIT_USER
+    stderr = capsys.readouterr().err
+    assert "creds.json -> /etc/passwd" in stderr and "--training-dir" in stderr

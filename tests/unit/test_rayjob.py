@@ -21,6 +21,10 @@ def render(cfg, name="aks-ray-42-abc123"):
     return run, rayjob.render_run(cfg, run)
 
 
+def job_of(cfg):
+    return rayjob.find(render(cfg)[1], "RayJob")
+
+
 def pod_specs(job):
     cluster = job["spec"]["rayClusterSpec"]
     return {
@@ -32,7 +36,9 @@ def pod_specs(job):
 
 def test_objects_in_creation_order(tmp_path):
     _, objects = render(make_cfg(tmp_path))
-    assert [o["kind"] for o in objects] == ["Namespace", "ConfigMap", "RayJob"]
+    assert [o["kind"] for o in objects] == ["Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "ConfigMap", "RayJob"]
+    _, objects = render(make_cfg(tmp_path, AKS_RAY_NAMESPACE_QUOTA="none"))
+    assert [o["kind"] for o in objects] == ["Namespace", "LimitRange", "NetworkPolicy", "ConfigMap", "RayJob"], "no quota asked for"
 
 
 def test_job_names_are_unique_and_short_enough_for_kuberay(tmp_path):
@@ -58,8 +64,8 @@ def test_labels_carry_the_github_context(tmp_path):
         "aks-ray.io/pull-request": "31",
         "aks-ray.io/commit": "a" * 40,
     }
-    _, configmap, job = objects
-    for obj in (configmap, job, *pod_specs(job).values()):
+    configmap, job, policy = (rayjob.find(objects, kind) for kind in ("ConfigMap", "RayJob", "NetworkPolicy"))
+    for obj in (configmap, job, policy, *pod_specs(job).values()):
         labels = obj["metadata"]["labels"]
         assert {k: labels[k] for k in expected} == expected
     assert run.selector == f"app.kubernetes.io/managed-by=aks-ray,aks-ray.io/run={run.job_name}"
@@ -67,7 +73,7 @@ def test_labels_carry_the_github_context(tmp_path):
 
 def test_no_pull_request_label_outside_a_pull_request(tmp_path):
     _, objects = render(make_cfg(tmp_path, GITHUB_REF="refs/heads/main"))
-    assert "aks-ray.io/pull-request" not in objects[2]["metadata"]["labels"]
+    assert "aks-ray.io/pull-request" not in rayjob.find(objects, "RayJob")["metadata"]["labels"]
 
 
 @pytest.mark.parametrize(
@@ -95,7 +101,7 @@ def test_no_pull_request_label_outside_a_pull_request(tmp_path):
 )
 def test_node_placement(tmp_path, env, selector, tolerations):
     _, objects = render(make_cfg(tmp_path, **env))
-    for role, template in pod_specs(objects[2]).items():
+    for role, template in pod_specs(rayjob.find(objects, "RayJob")).items():
         assert template["spec"].get("nodeSelector") == selector, role
         assert template["spec"].get("tolerations") == tolerations, role
 
@@ -109,7 +115,7 @@ def test_resources_follow_the_options(tmp_path):
         AKS_RAY_HEAD_CPUS="2",
         AKS_RAY_HEAD_MEMORY="6Gi",
     )
-    job = render(cfg)[1][2]
+    job = job_of(cfg)
     group = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     assert (group["replicas"], group["minReplicas"], group["maxReplicas"]) == (3, 3, 3)
     assert group["rayStartParams"]["num-cpus"] == "2"
@@ -124,13 +130,13 @@ def test_resources_follow_the_options(tmp_path):
 def test_the_head_may_ask_for_part_of_a_cpu(tmp_path, quantity):
     # On a small node (a 2-core test cluster) the head, which only runs the
     # driver, leaves the whole CPUs to the workers.
-    job = render(make_cfg(tmp_path, AKS_RAY_HEAD_CPUS=quantity))[1][2]
+    job = job_of(make_cfg(tmp_path, AKS_RAY_HEAD_CPUS=quantity))
     head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     assert head["resources"]["requests"]["cpu"] == head["resources"]["limits"]["cpu"] == quantity
 
 
 def test_gpu_workers_ask_for_a_gpu_and_the_cuda_torch(tmp_path):
-    job = render(make_cfg(tmp_path, AKS_RAY_USE_GPU="true"))[1][2]
+    job = job_of(make_cfg(tmp_path, AKS_RAY_USE_GPU="true"))
     worker = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == "1"
     env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])
@@ -138,7 +144,7 @@ def test_gpu_workers_ask_for_a_gpu_and_the_cuda_torch(tmp_path):
 
 
 def test_image_pinned_everywhere(tmp_path):
-    job = render(make_cfg(tmp_path, AKS_RAY_RAY_IMAGE="myregistry.azurecr.io/ray:2.60.0-torch"))[1][2]
+    job = job_of(make_cfg(tmp_path, AKS_RAY_RAY_IMAGE="myregistry.azurecr.io/ray:2.60.0-torch"))
     images = set()
     for template in pod_specs(job).values():
         for container in template["spec"].get("initContainers", []) + template["spec"]["containers"]:
@@ -150,7 +156,7 @@ def test_image_pinned_everywhere(tmp_path):
 
 def test_entrypoint_runtime_env_and_deadlines(tmp_path):
     cfg = make_cfg(tmp_path, AKS_RAY_TIMEOUT="10m", AKS_RAY_EPOCHS="1", AKS_RAY_CPUS_PER_WORKER="2")
-    job = render(cfg)[1][2]
+    job = job_of(cfg)
     spec = job["spec"]
     assert spec["entrypoint"] == jobspec.entrypoint_command(cfg, jobspec.HEAD_ARTIFACTS_DIR)
     assert "--epochs 1" in spec["entrypoint"] and "--data-dir" not in spec["entrypoint"]
@@ -168,12 +174,12 @@ def test_entrypoint_runtime_env_and_deadlines(tmp_path):
 
 
 def test_token_authentication_stays_on(tmp_path):
-    job = render(make_cfg(tmp_path))[1][2]
+    job = job_of(make_cfg(tmp_path))
     assert job["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
 
 
 def test_deletion_waits_for_collection_unless_kept(tmp_path):
-    job = render(make_cfg(tmp_path))[1][2]
+    job = job_of(make_cfg(tmp_path))
     rules = job["spec"]["deletionStrategy"]["deletionRules"]
     assert {r["policy"] for r in rules} == {"DeleteCluster"}
     assert all(r["condition"]["ttlSeconds"] >= 600 for r in rules), "the head must outlive collection"
@@ -186,14 +192,18 @@ def test_deletion_waits_for_collection_unless_kept(tmp_path):
     for condition in {k for k, _ in keys}:
         ttls = [r["condition"]["ttlSeconds"] for p in order for r in rules if r["policy"] == p and (condition, p) in keys]
         assert ttls == sorted(ttls)
-    kept = render(make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true"))[1][2]
-    assert "deletionStrategy" not in kept["spec"]
+    kept = job_of(make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true", AKS_RAY_KEEP_CLUSTER_TTL="90m"))
+    kept_rules = kept["spec"]["deletionStrategy"]["deletionRules"]
+    assert [r["condition"]["ttlSeconds"] for r in kept_rules] == [5400] * len(rules), "kept, for a bounded time"
+    assert [r["policy"] for r in kept_rules] == [r["policy"] for r in rules]
+    default_kept = job_of(make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true"))["spec"]["deletionStrategy"]["deletionRules"]
+    assert {r["condition"]["ttlSeconds"] for r in default_kept} == {4 * 3600}
 
 
 def test_configmap_carries_every_training_file(tmp_path):
     cfg = make_cfg(tmp_path)
     _, objects = render(cfg)
-    configmap, job = objects[1], objects[2]
+    configmap, job = rayjob.find(objects, "ConfigMap"), rayjob.find(objects, "RayJob")
     volume = next(v for v in job["spec"]["submitterPodTemplate"]["spec"]["volumes"] if "configMap" in v)
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]
     rebuilt = {}
@@ -237,8 +247,10 @@ def test_dry_run_prints_the_objects_and_touches_nothing(tmp_path, monkeypatch, c
     assert code == 0
     out = capsys.readouterr().out
     documents = [d for d in yaml.safe_load_all(out) if d]
-    assert [d["kind"] for d in documents] == ["Namespace", "ConfigMap", "RayJob"]
-    assert documents[2]["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"] == 1
+    assert [d["kind"] for d in documents] == ["Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "ConfigMap", "RayJob"]
+    assert documents[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert "&id" not in out and "*id" not in out, "no YAML aliases in what people read"
+    assert documents[-1]["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"] == 1
     assert "not rendered" in out.splitlines()[1], "says why the operator's objects are missing"
     assert not (tmp_path / "out").exists(), "a dry run writes nothing"
 
