@@ -73,7 +73,7 @@ def run(
     try:
         progress.result = _provision_and_train(cfg, progress, transport, terraform, kube_run)
     finally:
-        destroyed_ok = _clean_up(cfg, progress, terraform)
+        destroyed_ok = _clean_up(cfg, progress, terraform, transport)
         if progress.outputs:
             # After the training pipeline's own step outputs, so these names stand.
             gha.set_outputs(cfg.github.output, infra.step_outputs(progress.outputs, None))
@@ -129,13 +129,13 @@ def _phase(progress: _Progress, name: str) -> Iterator[None]:
         progress.phases[name] = round(time.monotonic() - started, 3)
 
 
-def _clean_up(cfg: Config, progress: _Progress, terraform: infra.Terraform | None) -> bool:
+def _clean_up(cfg: Config, progress: _Progress, terraform: infra.Terraform | None, transport: Any = None) -> bool:
     """Destroy per policy when this run may have created something; False if destroying failed."""
     if not progress.may_exist:
         return True
     try:
         with _phase(progress, "destroy"):
-            infra.destroy(cfg, succeeded=progress.result == 0, terraform=terraform)
+            infra.destroy(cfg, succeeded=progress.result == 0, terraform=terraform, transport=transport)
         return True
     except AksRayError as exc:
         gha.error(

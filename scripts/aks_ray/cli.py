@@ -37,6 +37,12 @@ COMMANDS: list[tuple[tuple[str, ...], str, tuple[str, ...], str]] = [
     ),
     (("infra", "apply"), "infra", ("common", "azure"), "apply exactly the saved plan and read the outputs"),
     (("infra", "destroy"), "infra", ("common", "azure"), "destroy the Azure resources per --destroy-policy"),
+    (
+        ("infra", "sweep"),
+        "sweep",
+        ("common", "azure", "sweep"),
+        "list resource groups whose aks-ray-expires-on tag has passed; delete them with --yes",
+    ),
     (("credentials",), "credentials", ("common", "azure", "kube"), "write a kubeconfig for the AKS cluster (OIDC, no stored secret)"),
     (("operator", "install"), "operator", ("common", "kube"), "install or upgrade the KubeRay operator with Helm and wait for it"),
     (("job", "submit"), "job", ("common", "training", "kube"), "create the RayJob for the training directory"),
