@@ -64,6 +64,8 @@ def versions_table() -> list[tuple[str, str]]:
         ("torch (local target, training image)", TORCH_VERSION),
         ("KubeRay operator Helm chart", KUBERAY_CHART_VERSION),
         ("Ray image", RAY_IMAGE),
+        ("Kubernetes on AKS (default)", KUBERNETES_VERSION),
         ("Terraform CLI", TERRAFORM_VERSION),
+        ("hashicorp/setup-terraform (installs it in the action)", SETUP_TERRAFORM_TAG),
         ("hashicorp/azurerm provider", AZURERM_PROVIDER_VERSION),
     ]

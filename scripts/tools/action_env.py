@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from aks_ray import cli, config  # noqa: E402 (needs the path above)
 
 # Options the action does not offer (tests/unit/test_action_yml.py says why).
-CLI_ONLY_OPTIONS = {"dry-run"}
+CLI_ONLY_OPTIONS = {"dry-run", "yes"}
 STEP_START = re.compile(r"^    - name: ", re.M)
 AKS_RAY_CALL = re.compile(r'(?:"\$ACTION_VENV_BIN/aks-ray"|"\$PYTHON" -m aks_ray\.cli) ([a-z]+(?: [a-z]+)?)')
 INPUT_LINE = re.compile(r"^        AKS_RAY_[A-Z0-9_]+: \$\{\{ inputs\.[a-z0-9-]+ \}\}\n", re.M)
