@@ -526,7 +526,8 @@ def destroy(cfg: Config, succeeded: bool | None, terraform: Terraform | None = N
     if not decision:
         if cfg.azure.infra_mode == "apply":
             gha.notice(
-                f"{reason}. To delete it: aks-ray infra destroy --destroy-policy always (or az group delete -n {cfg.resource_group})",
+                f"{reason}. To delete it: aks-ray infra destroy --destroy-policy always with the same --tf-backend-config "
+                f"(or az group delete -n {cfg.resource_group})",
                 title="aks-ray: cluster kept",
             )
         return False

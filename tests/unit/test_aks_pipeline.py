@@ -10,6 +10,7 @@ from aks_ray import aks_pipeline, config, gha
 from aks_ray.config import RAY_POOL_LABEL, RAY_POOL_TAINT
 from aks_ray.errors import OperationalError, UserError
 
+BACKEND = "resource_group_name=tfstate-rg,storage_account_name=tfstate,container_name=tfstate,key=aks-ray.tfstate"
 SKUS = [vm_sku("Standard_D2s_v5", "standardDSv5Family", 2), vm_sku("Standard_D4s_v5", "standardDSv5Family", 4)]
 
 
@@ -54,7 +55,7 @@ def test_success_provisions_trains_on_the_ray_pool_and_destroys(tmp_path, tf):
 
     assert aks_pipeline.run(cfg, transport=azure.transport(), kube_run=kube) == 0
 
-    assert tf.commands() == ["init", "plan", "show", "apply", "output", "init", "destroy"]
+    assert tf.commands() == ["init", "plan", "show", "apply", "output", "init", "state", "destroy"]
     given = kube.received[0]
     kubeconfig = tmp_path / "runner-temp" / "aks-ray" / "kubeconfig-aksray-aks"
     assert given.kube.kubeconfig == kubeconfig
@@ -74,7 +75,14 @@ def test_success_provisions_trains_on_the_ray_pool_and_destroys(tmp_path, tf):
 
 def test_explicit_selector_and_tolerations_are_kept(tmp_path, tf):
     kube = KubePipeline(0)
-    cfg = load(tmp_path, tf, AKS_RAY_NODE_SELECTOR="pool=gpu", AKS_RAY_TOLERATIONS="sku=gpu:NoSchedule", AKS_RAY_DESTROY_POLICY="never")
+    cfg = load(
+        tmp_path,
+        tf,
+        AKS_RAY_NODE_SELECTOR="pool=gpu",
+        AKS_RAY_TOLERATIONS="sku=gpu:NoSchedule",
+        AKS_RAY_DESTROY_POLICY="never",
+        AKS_RAY_TF_BACKEND_CONFIG=BACKEND,
+    )
 
     aks_pipeline.run(cfg, transport=cloud().transport(), kube_run=kube)
 
@@ -84,7 +92,7 @@ def test_explicit_selector_and_tolerations_are_kept(tmp_path, tf):
 
 
 def test_on_success_keeps_a_failed_run_for_debugging(tmp_path, tf):
-    cfg = load(tmp_path, tf, AKS_RAY_DESTROY_POLICY="on-success")
+    cfg = load(tmp_path, tf, AKS_RAY_DESTROY_POLICY="on-success", AKS_RAY_TF_BACKEND_CONFIG=BACKEND)
 
     assert aks_pipeline.run(cfg, transport=cloud().transport(), kube_run=KubePipeline(1)) == 1
 
@@ -97,7 +105,7 @@ def test_a_crash_in_the_kube_pipeline_still_destroys(tmp_path, tf):
     with pytest.raises(OperationalError, match="job failed"):
         aks_pipeline.run(cfg, transport=cloud().transport(), kube_run=KubePipeline(OperationalError("job failed")))
 
-    assert tf.commands()[-2:] == ["init", "destroy"]
+    assert tf.commands()[-3:] == ["init", "state", "destroy"]
 
 
 def test_a_failed_apply_destroys_what_it_may_have_created(tmp_path, tf):
@@ -107,7 +115,7 @@ def test_a_failed_apply_destroys_what_it_may_have_created(tmp_path, tf):
     with pytest.raises(OperationalError):
         aks_pipeline.run(load(tmp_path, tf), transport=cloud().transport(), kube_run=kube)
 
-    assert tf.commands()[-2:] == ["init", "destroy"]
+    assert tf.commands()[-3:] == ["init", "state", "destroy"]
     assert kube.received == []
 
 
@@ -128,7 +136,7 @@ def test_a_failed_destroy_fails_a_successful_run(tmp_path, tf, capsys):
 
 def test_a_reused_cluster_with_no_changes_skips_apply_and_destroy(tmp_path, tf):
     tf.exit("plan", 0)
-    cfg = load(tmp_path, tf, AKS_RAY_DESTROY_POLICY="never")
+    cfg = load(tmp_path, tf, AKS_RAY_DESTROY_POLICY="never", AKS_RAY_TF_BACKEND_CONFIG=BACKEND)
 
     assert aks_pipeline.run(cfg, transport=cloud().transport(), kube_run=KubePipeline(0)) == 0
 
