@@ -318,7 +318,8 @@ class FakeAzure:
             group["properties"]["provisioningState"] = "Deleting"
             self._deleting[name] = self.delete_polls
             location = f"https://management.azure.com/subscriptions/{SUBSCRIPTION}/operationresults/delete-{name}?api-version=2025-04-01"
-            return 202, None, {"Location": location, "Retry-After": "0"}
+            # ARM says Retry-After: 15; 1 keeps tests quick (0 would make azure-core fall back to its own interval).
+            return 202, None, {"Location": location, "Retry-After": "1"}
         raise AssertionError(f"the fake has no {call.method} for resource groups")
 
     def _operation_result(self, call: Call) -> tuple[int, Any, dict[str, str]] | tuple[int, Any]:
@@ -328,7 +329,7 @@ class FakeAzure:
         left = self._deleting.get(name, 0)
         if left != 0:
             self._deleting[name] = left - 1
-            return 202, None, {"Location": call.url, "Retry-After": "0"}
+            return 202, None, {"Location": call.url, "Retry-After": "1"}
         self.resource_groups.pop(name, None)
         self.deleted.append(name)
         return 200, None, {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import stat
+import time
 
 import pytest
 from azure_http_fakes import CLIENT, SUBSCRIPTION, TENANT, FakeAzure, actions_environ, resource_group, usage, vm_sku
@@ -500,3 +501,9 @@ def test_a_deletion_that_outlasts_its_deadline_fails_saying_so(tmp_path, tf, mon
         infra.destroy(load(tmp_path, tf), succeeded=True, transport=cloud.transport())
 
     assert "still being deleted after" in caught.value.message
+    # Let the SDK's polling thread see the deletion end, so that it stops with the test.
+    cloud._deleting["aksray-rg"] = 0
+    deadline = time.monotonic() + 10
+    while "aksray-rg" not in cloud.deleted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cloud.deleted == ["aksray-rg"]
