@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import azure_errors, config, gha, proc, versions
+from . import azure_errors, config, gha, proc, sweep, versions
 from .config import Config
 from .errors import EXIT_OK, OperationalError, UserError
 
@@ -55,10 +55,6 @@ OVERRIDE_MARKER = "# Written by aks-ray: local state for a trial run"
 TIMEOUTS = {"init": 600, "plan": 1200, "show": 300, "apply": 3600, "output": 300, "destroy": 3600, "state": 300}
 # Steps that take the state lock: their deadline grows by --lock-timeout.
 LOCKING_STEPS = ("plan", "apply", "destroy")
-# Tags terraform/ puts on what it creates (locals.tf); the resource group's say it is ours.
-MANAGED_BY_TAG = ("aks-ray-managed-by", "terraform")
-RUN_ID_TAG = "aks-ray-github-run-id"
-EXPIRES_TAG = "aks-ray-expires-on"
 RESOURCE_GROUP_DELETE_TIMEOUT = 3600
 # Output names copied into infra.json and the step outputs; anything else (and
 # anything Terraform marks sensitive) stays out.
@@ -555,7 +551,7 @@ def untracked_verdict(name: str, group: Mapping[str, Any] | None) -> tuple[str, 
     if group is None:
         return "gone", f"the state holds no resources and there is no resource group {name}: nothing is left"
     tags = group.get("tags") or {}
-    key, value = MANAGED_BY_TAG
+    key, value = sweep.MANAGED_BY_TAG
     if group.get("managedBy"):
         return "foreign", f"resource group {name} is managed by {group['managedBy']}, not by aks-ray"
     if tags.get(key) != value:
@@ -566,8 +562,6 @@ def untracked_verdict(name: str, group: Mapping[str, Any] | None) -> tuple[str, 
 def destroy_untracked(cfg: Config, *, transport: Any = None, credential: Any = None) -> str:
     """Delete the run's resource group when the Terraform state lost track of it; say how it ended."""
     from azure.core.exceptions import AzureError, ResourceNotFoundError
-
-    from . import sweep
 
     name = cfg.resource_group
     client = sweep.resource_client(cfg, transport=transport, credential=credential)

@@ -186,6 +186,14 @@ def test_tags_carry_the_run_id_set_once_and_an_expiry_every_apply_manages():
         assert "aks-ray-expires-on" not in ignored, address
 
 
+def test_the_tags_the_python_side_looks_for_are_the_ones_terraform_sets():
+    from aks_ray import sweep
+
+    key, value = sweep.MANAGED_BY_TAG
+    assert f'"{key}" = "{value}"' in (TERRAFORM_DIR / "locals.tf").read_text(encoding="utf-8")
+    assert f'"{sweep.EXPIRES_TAG}" = var.expires_on' in (TERRAFORM_DIR / "locals.tf").read_text(encoding="utf-8")
+
+
 def test_the_provider_signs_in_as_the_variables_say():
     provider = parse("terraform.tf")["provider"][0]["azurerm"]
     assert provider["use_cli"] == "${var.use_azure_cli}"
