@@ -33,7 +33,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, tuple[str, ...], str]] = [
         ("infra", "plan"),
         "infra",
         ("common", "training", "kube", "azure"),
-        "preflight (quota, VM sizes, the Ray pods' fit), terraform init and plan to a saved plan file, summarised",
+        "preflight (Kubernetes version, quota, VM sizes, the Ray pods' fit), terraform init and plan to a saved plan file, summarised",
     ),
     (("infra", "apply"), "infra", ("common", "azure"), "apply exactly the saved plan and read the outputs"),
     (("infra", "destroy"), "infra", ("common", "azure"), "destroy the Azure resources per --destroy-policy"),
