@@ -540,9 +540,8 @@ def destroy(cfg: Config, succeeded: bool | None, terraform: Terraform | None = N
             how = destroy_untracked(cfg, transport=transport)
     state = read_state(cfg.output_dir) or {}
     write_state(cfg.output_dir, {**state, "destroyed": True})
-    gha.append_summary(
-        cfg.github.step_summary, f"### Azure resources destroyed\n\n`{cfg.resource_group}/{cfg.cluster_name}`: {reason}; {how}.\n"
-    )
+    title = "No Azure resources were left" if how.startswith("nothing") else "Azure resources destroyed"
+    gha.append_summary(cfg.github.step_summary, f"### {title}\n\n`{cfg.resource_group}/{cfg.cluster_name}`: {reason}; {how}.\n")
     return True
 
 
