@@ -116,3 +116,14 @@ $(OPENTOFU):
 	go mod download github.com/opentofu/opentofu@v$(OPENTOFU_VERSION)
 	cd "$$(go env GOMODCACHE)/github.com/opentofu/opentofu@v$(OPENTOFU_VERSION)" && \
 	  CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o $(abspath $@) ./cmd/tofu
+
+.PHONY: azurerm-source
+
+# The pinned azurerm provider's Go source, for tests/terraform/test_provider_schema.py: the
+# Go module at the commit of the version's tag (its go.mod has no /v4, so the tag is no
+# module version), as the pseudo-version in versions.py. Only downloaded, never built.
+AZURERM_MODULE := $(shell sed -n 's/^AZURERM_PROVIDER_MODULE = "\(.*\)"$$/\1/p' scripts/aks_ray/versions.py)
+AZURERM_PSEUDO := $(shell sed -n 's/^AZURERM_PROVIDER_PSEUDO_VERSION = "\(.*\)"$$/\1/p' scripts/aks_ray/versions.py)
+
+azurerm-source:  ## download the pinned azurerm provider's source into the Go module cache (its schema test reads it)
+	go mod download -json $(AZURERM_MODULE)@$(AZURERM_PSEUDO)

@@ -15,10 +15,12 @@ locals {
 
   ray_autoscaling = var.ray_autoscaling != null
 
-  # Run-specific tags: set when a resource is created and then left alone
-  # (lifecycle.ignore_changes), so a later run that reuses the cluster plans
-  # no changes and costs seconds. They say which run made what, and until when
-  # it is meant to live, so orphans can be found and deleted.
+  # Run-specific tags. The run ID is set when a resource is created and then
+  # left alone (lifecycle.ignore_changes): it says which run made it. The
+  # expiry is managed on every apply: aks-ray sets it for a cluster meant to
+  # be destroyed (destroy-policy always or on-success), refreshed by every run
+  # that applies, and leaves it empty for one kept on purpose (never), so the
+  # tag goes and `aks-ray infra sweep` never takes a long-lived cluster.
   run_tags = merge(
     var.github_run_id == "" ? {} : { "aks-ray-github-run-id" = var.github_run_id },
     var.expires_on == "" ? {} : { "aks-ray-expires-on" = var.expires_on },

@@ -6,7 +6,7 @@ resource "azurerm_resource_group" "this" {
   tags     = local.tags
 
   lifecycle {
-    ignore_changes = [tags["aks-ray-github-run-id"], tags["aks-ray-expires-on"]]
+    ignore_changes = [tags["aks-ray-github-run-id"]]
   }
 }
 
@@ -85,7 +85,7 @@ resource "azurerm_kubernetes_cluster" "this" {
   }
 
   lifecycle {
-    ignore_changes = [tags["aks-ray-github-run-id"], tags["aks-ray-expires-on"], default_node_pool[0].tags]
+    ignore_changes = [tags["aks-ray-github-run-id"], default_node_pool[0].tags]
   }
 }
 
@@ -106,8 +106,12 @@ resource "azurerm_kubernetes_cluster_node_pool" "ray" {
   node_labels = local.ray_pool_labels
   node_taints = local.ray_pool_taints
 
-  # With autoscaling, node_count is left to the autoscaler (null), so that a
-  # plan never tries to undo its work.
+  # With autoscaling, node_count is left to the autoscaler (null): the
+  # argument is optional and computed, so a plan never tries to undo the
+  # autoscaler's work, and the provider creates the pool with min_count nodes
+  # when node_count is unset (its create code does so in 4.16 and 4.81 alike).
+  # A fixed count stays managed, with no ignore_changes, so that changing
+  # ray_node_count resizes the pool.
   auto_scaling_enabled = local.ray_autoscaling
   node_count           = local.ray_autoscaling ? null : var.ray_node_count
   min_count            = local.ray_autoscaling ? var.ray_autoscaling.min_nodes : null
@@ -118,7 +122,7 @@ resource "azurerm_kubernetes_cluster_node_pool" "ray" {
   }
 
   lifecycle {
-    ignore_changes = [tags["aks-ray-github-run-id"], tags["aks-ray-expires-on"]]
+    ignore_changes = [tags["aks-ray-github-run-id"]]
   }
 }
 

@@ -1,13 +1,13 @@
 # Versions, provider and state backend. The provider pin is declared once more
 # in scripts/aks_ray/versions.py (AZURERM_PROVIDER_VERSION); a test keeps the two equal.
 terraform {
-  # aks-ray runs and tests with 1.11 (TERRAFORM_VERSION in versions.py).
+  # aks-ray runs with 1.15 (TERRAFORM_VERSION in versions.py; the action installs it).
   required_version = ">= 1.6.0, < 2.0.0"
 
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = "= 4.16.0"
+      version = "= 4.81.0"
     }
   }
 
@@ -21,7 +21,11 @@ terraform {
 provider "azurerm" {
   # The subscription comes from ARM_SUBSCRIPTION_ID; authentication from
   # ARM_USE_OIDC and ARM_CLIENT_ID/ARM_TENANT_ID in GitHub Actions, or the
-  # Azure CLI login elsewhere.
+  # Azure CLI login elsewhere. use_cli is set here, not by ARM_USE_CLI: the
+  # provider's use_cli has a schema default of true, which wins over that
+  # variable, so ARM_USE_CLI=false is ignored.
+  use_cli = var.use_azure_cli
+
   features {
     resource_group {
       # The AKS-managed node resource group lives outside this resource group,

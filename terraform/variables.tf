@@ -30,6 +30,7 @@ variable "resource_group_name" {
   default     = null
 
   validation {
+    # The same pattern as RESOURCE_GROUP_PATTERN in scripts/aks_ray/config.py (a test keeps them equal).
     condition     = var.resource_group_name == null || can(regex("^[-\\w.()]{1,89}[-\\w()]$", var.resource_group_name))
     error_message = "The resource group name must be 1 to 90 letters, digits, '-', '_', '.' or parentheses, and must not end with '.'."
   }
@@ -41,6 +42,7 @@ variable "cluster_name" {
   default     = null
 
   validation {
+    # The same pattern as CLUSTER_NAME_PATTERN in scripts/aks_ray/config.py (a test keeps them equal).
     condition     = var.cluster_name == null || can(regex("^[A-Za-z0-9][-A-Za-z0-9_]{0,61}[A-Za-z0-9]$", var.cluster_name))
     error_message = "The cluster name must be 2 to 63 letters, digits, '-' or '_', starting and ending with a letter or digit."
   }
@@ -48,12 +50,12 @@ variable "cluster_name" {
 
 variable "kubernetes_version" {
   type        = string
-  description = "Kubernetes version of the cluster and its pools: MAJOR.MINOR lets AKS pick the newest patch. Must be supported in the region (`az aks get-versions -l <location>`)."
-  default     = "1.33"
+  description = "Kubernetes version of the cluster and its pools: MAJOR.MINOR lets AKS pick the newest patch. Must be offered in the region (`az aks get-versions -l <location>`; aks-ray's preflight checks)."
+  default     = "1.36"
 
   validation {
     condition     = can(regex("^[0-9]+\\.[0-9]+(\\.[0-9]+)?$", var.kubernetes_version))
-    error_message = "The Kubernetes version must look like 1.33 or 1.33.2."
+    error_message = "The Kubernetes version must look like 1.36 or 1.36.2."
   }
 }
 
@@ -159,6 +161,12 @@ variable "grant_deployer_cluster_admin" {
   default     = true
 }
 
+variable "use_azure_cli" {
+  type        = bool
+  description = "Let the provider sign in with the Azure CLI login; aks-ray sets false in GitHub Actions, where it signs in with OIDC only."
+  default     = true
+}
+
 variable "cluster_admin_object_ids" {
   type        = list(string)
   description = "Object IDs of further users, groups or service principals given 'Azure Kubernetes Service RBAC Cluster Admin' on the cluster."
@@ -194,7 +202,7 @@ variable "github_run_id" {
 
 variable "expires_on" {
   type        = string
-  description = "RFC 3339 time after which the resources may be deleted, written to the aks-ray-expires-on tag so orphans can be found; empty for none."
+  description = "RFC 3339 time after which the resources may be deleted, written to the aks-ray-expires-on tag so orphans can be found (aks-ray infra sweep); empty for none, as for a cluster kept on purpose."
   default     = ""
 
   validation {

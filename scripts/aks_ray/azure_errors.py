@@ -27,9 +27,20 @@ ROLE_FOR_ACTION: dict[str, str] = {
     "microsoft.authorization/roleassignments/delete": _RBAC_ADMIN,
     "microsoft.resources/subscriptions/resourcegroups/write": "Contributor",
     "microsoft.resources/subscriptions/resourcegroups/delete": "Contributor",
+    "microsoft.containerservice/locations/": "Reader",
     "microsoft.containerservice/": "Contributor",
-    "microsoft.storage/": "Storage Blob Data Contributor (on the Terraform state container)",
+    "microsoft.resources/subscriptions/resourcegroups/read": "Reader",
 }
+
+# The state backend asked for the storage account's access keys: it does that unless
+# use_azuread_auth is true, and an account with shared keys disabled refuses keys anyway.
+# The fix is Azure AD auth and a data role, never a role that may read keys.
+_STATE_BY_AZURE_AD = (
+    "sign in to the state with Azure AD: use_azuread_auth=true in --tf-backend-config (aks-ray adds it when "
+    "storage_account_name is given), and grant the pipeline's identity 'Storage Blob Data Contributor' on the state "
+    "container (README, 'Terraform state'); no role that can read the account's keys is needed"
+)
+_LIST_KEYS = "microsoft.storage/storageaccounts/listkeys/action"
 
 _AUTHORIZATION_FAILED = re.compile(
     r"does not have (?:authorization|permission) to perform action '(?P<action>[^']+)' over scope '(?P<scope>[^']+)'",
@@ -91,6 +102,19 @@ def aadsts_code(text: str) -> str | None:
 def explain_text(text: str, *, doing: str, assignee: str | None = None) -> AksRayError | None:
     """An error with its fix if `text` (an SDK message or Terraform output) holds a failure we recognise."""
     role = missing_role(text)
+    if (role is not None and role.action.lower() == _LIST_KEYS) or "KeyBasedAuthenticationNotPermitted" in text:
+        return UserError(
+            f"{doing}: Terraform's state backend tried to use the storage account's access keys, which it was refused.",
+            _STATE_BY_AZURE_AD,
+        )
+    if "AuthorizationPermissionMismatch" in text:
+        return UserError(
+            f"{doing}: the state container refused the pipeline's identity (403 AuthorizationPermissionMismatch): "
+            "it has no data role on the container.",
+            "grant it 'Storage Blob Data Contributor' on the state container (a run that only reuses the cluster needs "
+            "'Storage Blob Data Reader'): az role assignment create --assignee <client-id> --role \"Storage Blob Data Contributor\" "
+            "--scope <storage account ID>/blobServices/default/containers/<container>",
+        )
     if role is not None:
         return UserError(
             f"{doing}: Azure refused the action {role.action} on {role.scope} (403): the pipeline's identity lacks a role.",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from typing import Any
 
 from . import versions
 from .errors import ConfigError
+from .redact import SECRET_NAME
 from .rundir import RunDir
 
 ENV_PREFIX = "AKS_RAY_"
@@ -238,15 +240,33 @@ def parse_name_prefix(raw: str) -> str:
     return value
 
 
-_AZURE_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,61}[A-Za-z0-9_]$")
+# The validation patterns of terraform/variables.tf, so that a name Terraform would
+# refuse at plan time is refused here, before anything runs (a test keeps them equal).
+CLUSTER_NAME_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_]{0,61}[A-Za-z0-9]$"
+RESOURCE_GROUP_PATTERN = r"^[-\w.()]{1,89}[-\w()]$"
 
 
-def parse_optional_azure_name(raw: str) -> str | None:
+def parse_optional_cluster_name(raw: str) -> str | None:
     value = raw.strip()
     if not value:
         return None
-    if not _AZURE_NAME.match(value):
-        raise Invalid(f"{raw!r} is not a valid Azure resource name", "use 2 to 63 letters, digits, '-', '_' or '.'")
+    if not re.fullmatch(CLUSTER_NAME_PATTERN, value, re.ASCII):
+        raise Invalid(
+            f"{raw!r} is not a valid AKS cluster name",
+            "use 2 to 63 letters, digits, '-' or '_', starting and ending with a letter or digit",
+        )
+    return value
+
+
+def parse_optional_resource_group(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not re.fullmatch(RESOURCE_GROUP_PATTERN, value, re.ASCII):
+        raise Invalid(
+            f"{raw!r} is not a valid resource group name",
+            "use 2 to 90 letters, digits, '-', '_', '.' or parentheses, not ending with '.'",
+        )
     return value
 
 
@@ -282,6 +302,79 @@ def parse_key_values(raw: str) -> tuple[tuple[str, str], ...]:
         if not sep or not _LABEL_KEY.match(key) or len(value) > 63 or not _LABEL_VALUE.match(value):
             raise Invalid(f"{item!r} is not a key=value pair", "write pairs as key=value, separated by commas")
         pairs.append((key, value))
+    return tuple(pairs)
+
+
+# The settings of Terraform's azurerm state backend (internal/backend/remote-state/azure
+# in Terraform 1.15), less those that carry a secret: a value passed with -backend-config
+# lands on a command line and in .terraform/terraform.tfstate, and the pipeline signs in
+# with OIDC, which needs none of them.
+BACKEND_SETTINGS = (
+    "storage_account_name",
+    "container_name",
+    "key",
+    "resource_group_name",
+    "subscription_id",
+    "tenant_id",
+    "client_id",
+    "client_id_file_path",
+    "client_certificate_path",
+    "client_secret_file_path",
+    "environment",
+    "metadata_host",
+    "lookup_blob_endpoint",
+    "snapshot",
+    "use_azuread_auth",
+    "use_oidc",
+    "oidc_request_url",
+    "oidc_token_file_path",
+    "ado_pipeline_service_connection_id",
+    "use_msi",
+    "msi_endpoint",
+    "use_cli",
+    "use_aks_workload_identity",
+)
+BACKEND_SECRET_SETTINGS = (
+    "access_key",
+    "sas_token",
+    "client_secret",
+    "client_certificate",
+    "client_certificate_password",
+    "oidc_token",
+    "oidc_request_token",
+)
+BACKEND_REQUIRED_SETTINGS = ("storage_account_name", "container_name", "key")
+# Blob names may hold '/' (a folder in the key) and run to 1,024 characters.
+_BACKEND_VALUE = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.:/@+=]{0,1023}$")
+
+
+def parse_backend_config(raw: str) -> tuple[tuple[str, str], ...]:
+    """'key=value,...' for the azurerm backend: its own setting names, values that may hold '/'."""
+    pairs: list[tuple[str, str]] = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not value:
+            raise Invalid(f"{item!r} is not a setting=value pair", "write the backend settings as setting=value, separated by commas")
+        if key in BACKEND_SECRET_SETTINGS:
+            raise Invalid(
+                f"{key} is a secret, and would be written to the command line and Terraform's folder",
+                "drop it: the backend signs in with the pipeline's Azure AD identity (use_azuread_auth=true, set for you)",
+            )
+        if key not in BACKEND_SETTINGS:
+            close = difflib.get_close_matches(key, BACKEND_SETTINGS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise Invalid(
+                f"{key!r} is not a setting of Terraform's azurerm backend{hint}",
+                f"use its settings, such as {', '.join(BACKEND_REQUIRED_SETTINGS)} and resource_group_name",
+            )
+        if not _BACKEND_VALUE.match(value):
+            raise Invalid(f"{key}={value!r} is not a usable value", "use letters, digits and - _ . : / (a blob key may hold '/')")
+        if any(existing == key for existing, _ in pairs):
+            raise Invalid(f"{key} is given twice", "give each backend setting once")
+        pairs.append((key, value))
+    missing = [name for name in BACKEND_REQUIRED_SETTINGS if pairs and name not in dict(pairs)]
+    if missing:
+        raise Invalid(f"the backend settings lack {', '.join(missing)}", f"add {', '.join(f'{m}=...' for m in missing)}")
     return tuple(pairs)
 
 
@@ -540,8 +633,8 @@ class AzureOptions:
     )
     location: str = option("eastus", "Azure region", parse_azure_location)
     name_prefix: str = option("aksray", "prefix of every Azure resource name", parse_name_prefix)
-    resource_group: str | None = option("", "resource group; empty: <name-prefix>-rg", parse_optional_azure_name)
-    cluster_name: str | None = option("", "AKS cluster; empty: <name-prefix>-aks", parse_optional_azure_name)
+    resource_group: str | None = option("", "resource group; empty: <name-prefix>-rg", parse_optional_resource_group)
+    cluster_name: str | None = option("", "AKS cluster; empty: <name-prefix>-aks", parse_optional_cluster_name)
     kubernetes_version: str = option(versions.KUBERNETES_VERSION, "AKS Kubernetes version", parse_kubernetes_version)
     system_vm_size: str = option("Standard_D2s_v5", "VM size of the system node pool", parse_vm_size)
     system_node_count: int = option("1", "nodes in the system node pool", int_in_range(1, 100))
@@ -557,10 +650,29 @@ class AzureOptions:
     destroy_policy: str = option("always", "when to destroy the Azure resources: never, always or on-success", choice(*DESTROY_POLICIES))
     terraform_dir: Path = option(str(DEFAULT_TERRAFORM_DIR), "Terraform configuration to plan and apply", parse_path)
     tf_backend_config: tuple[tuple[str, str], ...] = option(
-        "", "azurerm backend settings (key=value,...); empty: local state, for trials", parse_key_values
+        "",
+        "Terraform state in Azure Storage: azurerm backend settings (storage_account_name=...,container_name=...,key=...,"
+        "resource_group_name=...); use_azuread_auth=true is added. Empty: state on this machine, for a trial whose "
+        "cluster is destroyed at the end",
+        parse_backend_config,
+    )
+    lock_timeout: int = option(
+        "15m",
+        "how long terraform plan, apply and destroy wait for the state lock another run holds (seconds, or 15m, 2h)",
+        parse_duration,
     )
     tags: tuple[tuple[str, str], ...] = option("", "extra tags on every Azure resource (k=v,...)", parse_key_values)
     expires_in_hours: int = option("24", "the expiry tag on created resources, so orphans can be found", int_in_range(1, 8760))
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    yes: bool = option(
+        "false",
+        "delete the expired resource groups `infra sweep` lists (without it, they are only listed)",
+        parse_bool,
+        is_flag=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -595,6 +707,7 @@ class Config:
     training: TrainingOptions = field(default_factory=TrainingOptions)
     kube: KubeOptions = field(default_factory=KubeOptions)
     azure: AzureOptions = field(default_factory=AzureOptions)
+    sweep: SweepOptions = field(default_factory=SweepOptions)
     github: GitHubContext = field(default_factory=GitHubContext)
     # The command-line flags this Config was loaded from, so reload() can read the environment again.
     flags: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -626,6 +739,7 @@ SECTIONS: dict[str, type] = {
     "training": TrainingOptions,
     "kube": KubeOptions,
     "azure": AzureOptions,
+    "sweep": SweepOptions,
 }
 
 
@@ -768,6 +882,10 @@ def cross_check(config: Config) -> list[str]:
         problems.append(f"--ray-min-nodes: {azure.ray_min_nodes} is above --ray-max-nodes {azure.ray_max_nodes}; lower it")
     if config.target == "aks" and azure.infra_mode != "skip" and not azure.azure_subscription_id:
         problems.append("--azure-subscription-id: required for the aks target; set it (or ARM_SUBSCRIPTION_ID)")
+    if config.target == "aks":
+        problem = kept_cluster_without_backend(azure)
+        if problem:
+            problems.append(problem)
     if config.target == "aks" and config.github.actions and not config.github.act:
         for name in ("azure_client_id", "azure_tenant_id"):
             if not getattr(azure, name):
@@ -778,8 +896,6 @@ def cross_check(config: Config) -> list[str]:
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """The values of the environment's credential-named variables (GITHUB_TOKEN, ARM_CLIENT_SECRET, ...), to redact."""
-    from .redact import SECRET_NAME
-
     environ = os.environ if environ is None else environ
     return [
         value
@@ -792,6 +908,18 @@ def mask_pipe_path(environ: Mapping[str, str] | None = None) -> str | None:
     """The mask pipe of the aks-ray step that started this process (see maskpipe.py), if any."""
     environ = os.environ if environ is None else environ
     return environ.get(MASK_PIPE_ENV) or None
+
+
+def kept_cluster_without_backend(azure: AzureOptions) -> str | None:
+    """A cluster this run may keep, with its state only on this machine: the next run could neither reuse nor destroy it."""
+    if azure.infra_mode != "apply" or azure.destroy_policy == "always" or azure.tf_backend_config:
+        return None
+    return (
+        f"--destroy-policy: {azure.destroy_policy} may keep the cluster, but without --tf-backend-config its Terraform state "
+        "stays on this runner and is lost with it, so no later run could reuse or destroy the cluster; "
+        "set --tf-backend-config (README, 'Terraform state'), or use --destroy-policy always, "
+        "or --infra-mode reuse for a cluster made elsewhere"
+    )
 
 
 def running_in_actions(environ: Mapping[str, str] | None = None) -> bool:

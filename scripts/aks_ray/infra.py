@@ -6,7 +6,15 @@ apply    applies exactly that saved plan (or nothing, when it has no changes,
          so a reused cluster costs seconds), then reads `terraform output -json`
          into step outputs and the run folder's infra state (no secrets).
 destroy  per --destroy-policy: never, always, or on-success (the run's
-         metrics.json says SUCCEEDED).
+         metrics.json says SUCCEEDED). A state that holds no resources (a local
+         state lost with an earlier runner, say) is not taken for success: the
+         run's resource group is looked up by name and its aks-ray tags, and
+         deleted, or the command fails saying what is left.
+
+plan, apply and destroy wait --lock-timeout for a state lock another run holds.
+With --tf-backend-config naming a storage account, the backend signs in with
+Azure AD (use_azuread_auth=true), as the README's storage account, which allows
+no shared keys, requires.
 
 Terraform signs in the way the action does: ARM_USE_OIDC with the client,
 tenant and subscription IDs in GitHub Actions (the azurerm provider fetches the
@@ -22,13 +30,14 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import azure_errors, gha, preflight, proc, versions
+from . import azure_errors, config, gha, preflight, proc, sweep, versions
 from .azure_auth import require_oidc
 from .config import Config
 from .errors import EXIT_OK, AksRayError, OperationalError, UserError
@@ -43,7 +52,10 @@ VARS_FILE = "aks-ray.tfvars.json"
 LOCAL_BACKEND_OVERRIDE = "aks_ray_local_backend_override.tf"
 OVERRIDE_MARKER = "# Written by aks-ray: local state for a trial run"
 
-TIMEOUTS = {"init": 600, "plan": 1200, "show": 300, "apply": 3600, "output": 300, "destroy": 3600}
+TIMEOUTS = {"init": 600, "plan": 1200, "show": 300, "apply": 3600, "output": 300, "destroy": 3600, "state": 300}
+# Steps that take the state lock: their deadline grows by --lock-timeout.
+LOCKING_STEPS = ("plan", "apply", "destroy")
+RESOURCE_GROUP_DELETE_TIMEOUT = 3600
 # Interrupted, Terraform finishes the operations in flight and saves the state
 # before it exits; an AKS cluster or node pool being created or deleted can take
 # ten minutes and more. Bounded all the same: a second Ctrl-C stops it at once.
@@ -79,6 +91,9 @@ def terraform_variables(cfg: Config, now: dt.datetime) -> dict[str, Any]:
     if azure.ray_min_nodes is not None and azure.ray_max_nodes is not None:
         autoscaling = {"min_nodes": azure.ray_min_nodes, "max_nodes": azure.ray_max_nodes}
     expires = now.astimezone(dt.timezone.utc) + dt.timedelta(hours=azure.expires_in_hours)
+    # A cluster kept on purpose carries no expiry, so `infra sweep` leaves it alone; one
+    # meant to go gets an expiry that every run applying to it moves on.
+    expires_on = "" if azure.destroy_policy == "never" else expires.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "location": azure.location,
         "name_prefix": azure.name_prefix,
@@ -92,7 +107,9 @@ def terraform_variables(cfg: Config, now: dt.datetime) -> dict[str, Any]:
         "ray_autoscaling": autoscaling,
         "tags": dict(azure.tags),
         "github_run_id": cfg.github.run_id,
-        "expires_on": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "expires_on": expires_on,
+        # In GitHub Actions the provider signs in with OIDC only (see terraform_env).
+        "use_azure_cli": not (cfg.github.actions and not cfg.github.act),
     }
 
 
@@ -109,27 +126,57 @@ def terraform_env(cfg: Config) -> dict[str, str]:
             env[name] = value
     if cfg.github.actions and not cfg.github.act:
         env["ARM_USE_OIDC"] = "true"
+        # The state backend honours this; the provider does not (its use_cli has a schema
+        # default), so the variables file sets use_azure_cli = false for it.
         env["ARM_USE_CLI"] = "false"
     return env
 
 
+def backend_settings(cfg: Config) -> list[tuple[str, str]]:
+    """--tf-backend-config, with use_azuread_auth=true added when it names a storage account.
+
+    Without it the azurerm backend lists the storage account's access keys, which an
+    account with shared key access disabled (as the README creates it) refuses.
+    """
+    settings = list(cfg.azure.tf_backend_config)
+    names = {key for key, _ in settings}
+    if "storage_account_name" in names and "use_azuread_auth" not in names:
+        settings.append(("use_azuread_auth", "true"))
+    return settings
+
+
 def init_args(cfg: Config) -> list[str]:
     args = ["init", "-input=false", "-no-color", "-reconfigure"]
-    args += [f"-backend-config={key}={value}" for key, value in cfg.azure.tf_backend_config]
+    args += [f"-backend-config={key}={value}" for key, value in backend_settings(cfg)]
     return args
 
 
-def plan_args(work: Path) -> list[str]:
-    return ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={work / PLAN_FILE}", f"-var-file={work / VARS_FILE}"]
+def _lock(cfg: Config) -> str:
+    return f"-lock-timeout={cfg.azure.lock_timeout}s"
 
 
-def apply_args(work: Path) -> list[str]:
+def plan_args(cfg: Config, work: Path) -> list[str]:
+    return [
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-detailed-exitcode",
+        _lock(cfg),
+        f"-out={work / PLAN_FILE}",
+        f"-var-file={work / VARS_FILE}",
+    ]
+
+
+def apply_args(cfg: Config, work: Path) -> list[str]:
     # A saved plan is applied as it is: no variables, no prompt, no re-planning.
-    return ["apply", "-input=false", "-no-color", str(work / PLAN_FILE)]
+    return ["apply", "-input=false", "-no-color", _lock(cfg), str(work / PLAN_FILE)]
 
 
-def destroy_args(work: Path) -> list[str]:
-    return ["destroy", "-input=false", "-no-color", "-auto-approve", f"-var-file={work / VARS_FILE}"]
+def destroy_args(cfg: Config, work: Path) -> list[str]:
+    return ["destroy", "-input=false", "-no-color", "-auto-approve", _lock(cfg), f"-var-file={work / VARS_FILE}"]
+
+
+_ADDRESS = re.compile(r"^[A-Za-z0-9_\-]+(\[[^\]\s]*\])?(\.[A-Za-z0-9_\-]+(\[[^\]\s]*\])?)+$")
 
 
 ACTION_NAMES = {
@@ -281,8 +328,9 @@ class Terraform:
         self.work = self.dir / ".terraform" / "aks-ray"
 
     def run(self, step: str, args: list[str], *, echo: bool = True, ok: tuple[int, ...] = (0,)) -> proc.Result:
+        timeout = TIMEOUTS[step] + (self.cfg.azure.lock_timeout if step in LOCKING_STEPS else 0)
         command = [self.executable, f"-chdir={self.dir}", *args]
-        result = proc.run(command, timeout=TIMEOUTS[step], env=self.env, echo=echo, interrupt_grace=INTERRUPT_GRACE)
+        result = proc.run(command, timeout=timeout, env=self.env, echo=echo, interrupt_grace=INTERRUPT_GRACE)
         if result.returncode not in ok:
             doing = f"terraform {step}"
             explained = azure_errors.explain_text(result.output, doing=doing, assignee=self.cfg.azure.azure_client_id)
@@ -320,7 +368,7 @@ class Terraform:
         # A plan left by an earlier run must never be the one a later apply finds.
         for stale in (PLAN_FILE, PLAN_SUMMARY_FILE):
             (self.work / stale).unlink(missing_ok=True)
-        result = self.run("plan", plan_args(self.work), ok=(0, 2))
+        result = self.run("plan", plan_args(self.cfg, self.work), ok=(0, 2))
         if result.returncode == 0:
             summary = PlanSummary()
         else:
@@ -343,7 +391,7 @@ class Terraform:
         return PlanSummary.from_json(json.loads(path.read_text(encoding="utf-8")))
 
     def apply(self) -> None:
-        self.run("apply", apply_args(self.work))
+        self.run("apply", apply_args(self.cfg, self.work))
         # A plan file is spent once applied; removing it keeps a re-run from applying it twice.
         (self.work / PLAN_FILE).unlink(missing_ok=True)
 
@@ -357,7 +405,19 @@ class Terraform:
             ) from None
 
     def destroy(self) -> None:
-        self.run("destroy", destroy_args(self.work))
+        self.run("destroy", destroy_args(self.cfg, self.work))
+
+    def resources(self) -> list[str]:
+        """The managed resources in the state (`terraform state list`, data sources left out); empty for an empty state."""
+        result = self.run("state", ["state", "list", "-no-color"], echo=False, ok=(0, 1))
+        if result.returncode == 1 and "No state file was found" not in result.output:
+            raise OperationalError(
+                f"terraform state list failed:\n{result.tail(10)}", "read the Terraform error above; check the backend settings."
+            )
+        # stderr is merged in; Terraform's warnings there are sentences, an address has no spaces.
+        return [
+            line for line in (raw.strip() for raw in result.output.splitlines()) if _ADDRESS.match(line) and not line.startswith("data.")
+        ]
 
 
 def plan(cfg: Config, terraform: Terraform | None = None, *, preflight_check: bool = True, transport: Any = None) -> PlanSummary | None:
@@ -365,6 +425,9 @@ def plan(cfg: Config, terraform: Terraform | None = None, *, preflight_check: bo
     if cfg.azure.infra_mode != "apply":
         log.info("infra-mode is %s: no plan", cfg.azure.infra_mode)
         return None
+    kept = config.kept_cluster_without_backend(cfg.azure)
+    if kept:
+        raise UserError(kept)
     require_oidc(cfg.github, "Terraform")
     if preflight_check:
         preflight.run(cfg, transport=transport)
@@ -415,14 +478,15 @@ def apply(cfg: Config, terraform: Terraform | None = None) -> dict[str, Any]:
     return outputs
 
 
-def destroy(cfg: Config, succeeded: bool | None, terraform: Terraform | None = None) -> bool:
+def destroy(cfg: Config, succeeded: bool | None, terraform: Terraform | None = None, *, transport: Any = None) -> bool:
     """Destroy per policy; return whether it did."""
     decision, reason = should_destroy(cfg.azure.destroy_policy, cfg.azure.infra_mode, succeeded)
     log.info("destroy: %s", reason)
     if not decision:
         if cfg.azure.infra_mode == "apply":
             gha.notice(
-                f"{reason}. To delete it: aks-ray infra destroy --destroy-policy always (or az group delete -n {cfg.resource_group})",
+                f"{reason}. To delete it: aks-ray infra destroy --destroy-policy always with the same --tf-backend-config "
+                f"(or az group delete -n {cfg.resource_group})",
                 title="aks-ray: cluster kept",
             )
         return False
@@ -431,13 +495,62 @@ def destroy(cfg: Config, succeeded: bool | None, terraform: Terraform | None = N
         terraform = terraform or Terraform(cfg)
         with gha.group("terraform destroy"):
             terraform.prepare()
-            terraform.destroy()
+            if terraform.resources():
+                terraform.destroy()
+                how = "terraform destroy"
+            else:
+                # Nothing in the state: the cluster may still exist (its state was lost with
+                # an earlier runner). Find its resource group by name and tags instead.
+                how = destroy_untracked(cfg, transport=transport)
     except AksRayError as exc:
         by_hand = f"delete them with `aks-ray infra destroy --destroy-policy always` or `az group delete -n {cfg.resource_group}`."
         raise OperationalError(f"{exc.message} The Azure resources may still exist.", f"{by_hand} {exc.fix}".strip()) from exc
     cfg.run_dir.update_infra(destroyed=True)
-    gha.append_summary(cfg.github.step_summary, f"### Azure resources destroyed\n\n`{cfg.resource_group}/{cfg.cluster_name}`: {reason}.\n")
+    title = "No Azure resources were left" if how.startswith("nothing") else "Azure resources destroyed"
+    gha.append_summary(cfg.github.step_summary, f"### {title}\n\n`{cfg.resource_group}/{cfg.cluster_name}`: {reason}; {how}.\n")
     return True
+
+
+def untracked_verdict(name: str, group: Mapping[str, Any] | None) -> tuple[str, str]:
+    """What to do with the run's resource group when the state holds nothing: ('gone'|'delete'|'foreign', why)."""
+    if group is None:
+        return "gone", f"the state holds no resources and there is no resource group {name}: nothing is left"
+    tags = group.get("tags") or {}
+    key, value = sweep.MANAGED_BY_TAG
+    if group.get("managedBy"):
+        return "foreign", f"resource group {name} is managed by {group['managedBy']}, not by aks-ray"
+    if tags.get(key) != value:
+        return "foreign", f"resource group {name} exists but has no {key}={value} tag, so aks-ray did not create it"
+    return "delete", f"resource group {name} carries {key}={value} but the Terraform state holds nothing (state lost)"
+
+
+def destroy_untracked(cfg: Config, *, transport: Any = None, credential: Any = None) -> str:
+    """Delete the run's resource group when the Terraform state lost track of it; say how it ended."""
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+    name = cfg.resource_group
+    client = sweep.resource_client(cfg, transport=transport, credential=credential)
+    doing = f"looking up resource group {name}"
+    try:
+        try:
+            found = client.resource_groups.get(name)
+            group = {"tags": dict(found.tags or {}), "managedBy": found.managed_by or ""}
+        except ResourceNotFoundError:
+            group = None
+        verdict, why = untracked_verdict(name, group)
+        log.info("destroy: %s", why)
+        if verdict == "gone":
+            return "nothing to destroy: the state was empty and the resource group does not exist"
+        if verdict == "foreign":
+            raise OperationalError(
+                f"the Terraform state holds no resources, and {why}; it was left alone.",
+                f"if it is yours to delete: az group delete -n {name} (or point --tf-backend-config at the state that created it).",
+            )
+        doing = f"deleting resource group {name}"
+        sweep.delete_groups(client, [name], timeout=RESOURCE_GROUP_DELETE_TIMEOUT)
+    except AzureError as exc:
+        raise azure_errors.explain(exc, doing=doing, assignee=cfg.azure.azure_client_id) from None
+    return f"the state was empty, so resource group {name} (tagged as aks-ray's) was deleted"
 
 
 def plan_step(cfg: Config, *, transport: Any = None) -> int:
@@ -450,6 +563,6 @@ def apply_step(cfg: Config) -> int:
     return EXIT_OK
 
 
-def destroy_step(cfg: Config) -> int:
-    destroy(cfg, cfg.run_dir.run_succeeded())
+def destroy_step(cfg: Config, *, transport: Any = None) -> int:
+    destroy(cfg, cfg.run_dir.run_succeeded(), transport=transport)
     return EXIT_OK

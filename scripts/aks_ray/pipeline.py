@@ -72,6 +72,12 @@ STEPS: tuple[Step, ...] = (
         "Only the local target trains on the runner, so only it pays for ray and torch (the train extra).\n"
         "Editable, so the package finds the action's own training/, terraform/ and manifests/ beside it.",
     ),
+    Step(
+        "terraform",
+        "Look for the pinned Terraform",
+        "The aks target drives Terraform, which GitHub's runner images do not have: is the pinned version here already?",
+        targets=("aks",),
+    ),
     # plan reads the training and kube sections too: its preflight checks that the Ray head and workers fit on the Ray pool.
     Step(
         "infra-plan",
@@ -81,7 +87,7 @@ STEPS: tuple[Step, ...] = (
         command=("infra", "plan"),
         function=infra.plan_step,
         sections=ALL_SECTIONS,
-        help="preflight (quota, VM sizes, the Ray pods' fit), terraform init and plan to a saved plan file, summarised",
+        help="preflight (Kubernetes version, quota, VM sizes, the Ray pods' fit), terraform init and plan to a saved plan file, summarised",
     ),
     Step(
         "infra-apply",

@@ -1,6 +1,9 @@
 """Preflight: will Azure let this cluster exist? Answered in seconds, before any plan is applied.
 
 Checks, with the arithmetic shown in the log and the step summary:
+- the region offers --kubernetes-version for a new cluster (the managed
+  clusters' Kubernetes-versions list, standard support plan), and it is not
+  within END_OF_LIFE_WARNING_DAYS of the end of its support (a warning);
 - the region exists and offers the chosen VM sizes to this subscription
   (resource SKUs and their restrictions);
 - the subscription's regional vCPU quota, per VM family and in total, covers
@@ -13,13 +16,14 @@ A shortfall fails with what to change; nothing has been created at that point.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import azure_errors, gha
+from . import azure_errors, gha, versions
 from .azure_auth import build_credential, transport_kwargs
 from .config import Config, millicpus
 from .errors import UserError
@@ -60,6 +64,19 @@ class PoolNeed:
     vm_size: str
     nodes: int
     existing_nodes: int = 0  # nodes of this pool that already exist and count against the quota
+
+
+@dataclass(frozen=True)
+class KubeVersion:
+    version: str  # MAJOR.MINOR
+    patches: tuple[str, ...] = ()
+    preview: bool = False
+    support_plans: tuple[str, ...] = ("KubernetesOfficial",)
+
+    @property
+    def standard(self) -> bool:
+        """Offered with standard (community) support, which a Free or Standard tier cluster needs; not LTS only."""
+        return "KubernetesOfficial" in self.support_plans
 
 
 @dataclass
@@ -140,6 +157,71 @@ def quota_index(usages: Iterable[Mapping[str, Any]]) -> dict[str, Quota]:
             value, str(name.get("localizedValue") or value), int(item.get("currentValue") or 0), int(item.get("limit") or 0)
         )
     return index
+
+
+def kubernetes_index(items: Iterable[Any]) -> dict[str, KubeVersion]:
+    """The region's versions by MAJOR.MINOR, from the SDK's KubernetesVersion models (or their REST dicts)."""
+
+    def field(item: Any, attr: str, rest: str) -> Any:
+        return item.get(rest) if isinstance(item, Mapping) else getattr(item, attr, None)
+
+    index = {}
+    for item in items:
+        version = str(field(item, "version", "version") or "")
+        if not version:
+            continue
+        capabilities = field(item, "capabilities", "capabilities")
+        plans = field(capabilities, "support_plan", "supportPlan") if capabilities is not None else None
+        patches = field(item, "patch_versions", "patchVersions") or {}
+        index[version] = KubeVersion(
+            version,
+            tuple(sorted(patches, key=_version_key)),
+            bool(field(item, "is_preview", "isPreview")),
+            tuple(str(p) for p in plans) if plans else ("KubernetesOfficial",),
+        )
+    return index
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
+
+
+def check_kubernetes(wanted: str, offered: Mapping[str, KubeVersion], location: str, today: dt.date, report: Report) -> None:
+    """Is `wanted` (MAJOR.MINOR or MAJOR.MINOR.PATCH) one a new cluster in `location` can have, and for how long?"""
+    minor = ".".join(wanted.split(".")[:2])
+    usable = sorted((v for v in offered.values() if v.standard and not v.preview), key=lambda v: _version_key(v.version))
+    names = ", ".join(v.version for v in usable) or "none"
+    found = offered.get(minor)
+    if found is None or not found.standard:
+        why = "only with long-term support (the Premium tier)" if found is not None else "not at all"
+        report.problems.append(
+            f"Kubernetes {wanted} is offered in {location} {why}: a new cluster there can have {names}. "
+            f"Fix: set --kubernetes-version to one of those (`az aks get-versions -l {location} -o table`)."
+        )
+        return
+    if wanted != minor and found.patches and wanted not in found.patches:
+        report.problems.append(
+            f"Kubernetes {wanted} is not a patch {location} offers for {minor} ({', '.join(found.patches)}). "
+            f"Fix: set --kubernetes-version {minor} (AKS picks the newest patch) or one of those patches."
+        )
+        return
+    line = f"Kubernetes {wanted}: offered in {location}"
+    if found.preview:
+        report.warnings.append(f"Kubernetes {minor} is a preview version in {location}: no support; prefer one of {names}.")
+        line += " (preview)"
+    end = versions.KUBERNETES_END_OF_LIFE.get(minor)
+    if end:
+        end_date = dt.date.fromisoformat(end)
+        line += f"; AKS standard support ends {end}"
+        days = (end_date - today).days
+        if days <= versions.END_OF_LIFE_WARNING_DAYS:
+            newer = [v.version for v in usable if _version_key(v.version) > _version_key(minor)]
+            report.warnings.append(
+                f"Kubernetes {minor} reaches the end of AKS standard support on {end} "
+                f"({'in ' + str(days) + ' days' if days >= 0 else str(-days) + ' days ago'}); "
+                f"AKS will upgrade or stop supporting it. Move to {' or '.join(newer) if newer else 'a newer version'}."
+            )
+    report.lines.append(line)
 
 
 def allocatable_milli(vcpus: int, with_daemonsets: bool) -> int:
@@ -270,6 +352,25 @@ def _quota_line(quota: Quota | None, family: str, terms: str, need: int, existin
 # ------------------------------------------------------------------ I/O
 
 
+def fetch_kubernetes_versions(cfg: Config, credential: Any, transport: Any = None) -> dict[str, KubeVersion]:
+    """The Kubernetes versions the region offers (managed clusters' listKubernetesVersions)."""
+    from azure.core.exceptions import AzureError
+    from azure.mgmt.containerservice import ContainerServiceClient
+
+    azure = cfg.azure
+    kwargs = transport_kwargs(transport)
+    client = ContainerServiceClient(credential, azure.azure_subscription_id, **kwargs)
+    try:
+        result = client.managed_clusters.list_kubernetes_versions(azure.location)
+    except AzureError as exc:
+        raise azure_errors.explain(
+            exc, doing=f"reading the Kubernetes versions AKS offers in {azure.location}", assignee=azure.azure_client_id
+        ) from None
+    # The SDK's models are mappings of the REST shape, where `values` is also a Mapping method.
+    items = result.get("values") if isinstance(result, Mapping) else result.values
+    return kubernetes_index(items or [])
+
+
 def fetch(cfg: Config, credential: Any, transport: Any = None) -> tuple[dict[str, Sku], dict[str, Quota], dict[str, tuple[str, int]]]:
     """Resource SKUs and usages of the region, and the node pools of the cluster if it exists already."""
     from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -305,15 +406,18 @@ def fetch(cfg: Config, credential: Any, transport: Any = None) -> tuple[dict[str
     return skus, quotas, existing
 
 
-def run(cfg: Config, *, transport: Any = None, credential: Any = None) -> Report:
+def run(cfg: Config, *, transport: Any = None, credential: Any = None, today: dt.date | None = None) -> Report:
     """Fetch, check, report; raise UserError (exit 2) when Azure would refuse the cluster."""
     azure = cfg.azure
     if not azure.azure_subscription_id:
         raise UserError("the subscription ID is not set.", "set --azure-subscription-id (or ARM_SUBSCRIPTION_ID).")
-    with gha.group(f"preflight: VM sizes and vCPU quota in {azure.location}"):
+    with gha.group(f"preflight: Kubernetes version, VM sizes and vCPU quota in {azure.location}"):
         credential = credential or build_credential(cfg.github, azure.azure_tenant_id, azure.azure_client_id, transport)
         skus, quotas, existing = fetch(cfg, credential, transport)
         report = check(cfg, skus, quotas, pool_needs(cfg, existing))
+        if skus:  # a region that exists: ask it which Kubernetes versions it offers
+            offered = fetch_kubernetes_versions(cfg, credential, transport)
+            check_kubernetes(azure.kubernetes_version, offered, azure.location, today or dt.date.today(), report)
         for line in report.lines:
             log.info("%s", line)
         for warning in report.warnings:

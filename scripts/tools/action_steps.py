@@ -32,6 +32,7 @@ OUTPUT_DIR = "${{ steps.local.outputs.artifacts-path || steps.collect.outputs.ar
 UNDER_ACT, NOT_UNDER_ACT = "env.ACT == 'true'", "env.ACT != 'true'"
 SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0"
 UPLOAD_ARTIFACT = "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02 # v4.6.2"
+SETUP_TERRAFORM = "hashicorp/setup-terraform@dfe3c3f87815947d99a8997f908cb6525fc44e9e # v4.0.1"
 
 
 def target_condition(step: pipeline.Step) -> str:
@@ -123,6 +124,42 @@ def render_step(step: pipeline.Step) -> str:
                 '  echo "::endgroup::"',
                 '  echo "bin=$venv/bin" >> "$GITHUB_OUTPUT"',
             ],
+        )
+    if step.id == "terraform":
+        missing = both(condition(step), "steps.terraform.outputs.present != 'true'")
+        return (
+            block(
+                step.why,
+                [f"name: {title(step)}", "id: terraform", *if_line(condition(step)), "shell: bash", "env:"],
+                [f"  {PYTHON}", '  PYTHONSAFEPATH: "1"', "run: |"],
+                [
+                    '  export PYTHONPATH="$GITHUB_ACTION_PATH/scripts"',
+                    '  version="$("$PYTHON" -c \'from aks_ray import versions; print(versions.TERRAFORM_VERSION)\')"',
+                    '  echo "version=$version" >> "$GITHUB_OUTPUT"',
+                    '  if terraform version -json 2>/dev/null | grep -q "\\"terraform_version\\": \\"$version\\""; then',
+                    '    echo "Terraform $version is on PATH: $(command -v terraform)"',
+                    '    echo "present=true" >> "$GITHUB_OUTPUT"',
+                    "  else",
+                    '    echo "present=false" >> "$GITHUB_OUTPUT"',
+                    "  fi",
+                ],
+            )
+            + "\n"
+            + block(
+                "Exactly the pinned Terraform; no wrapper, so aks-ray reads Terraform's own output and exit codes.",
+                ["name: Set up Terraform (target aks)", *if_line(both(missing, NOT_UNDER_ACT)), f"uses: {SETUP_TERRAFORM}", "with:"],
+                ["  terraform_version: ${{ steps.terraform.outputs.version }}", "  terraform_wrapper: false"],
+            )
+            + "\n"
+            + block(
+                "act runs offline here and cannot fetch hashicorp/setup-terraform: say so instead of skipping silently.",
+                ["name: Set up Terraform (skipped under act)", *if_line(both(missing, UNDER_ACT)), "shell: bash", "env:"],
+                [
+                    "  VERSION: ${{ steps.terraform.outputs.version }}",
+                    "run: echo \"::notice title=aks-ray under act::skipped hashicorp/setup-terraform (it needs GitHub's network); "
+                    'infra plan needs Terraform $VERSION on PATH"',
+                ],
+            )
         )
     if step.id == "upload":
         return (

@@ -65,7 +65,11 @@ def free_port() -> int:
 
 def test_remote_actions_are_found():
     """The stand-in mapping below covers what action.yml fetches: guard against a silent no-op."""
-    assert {u.split("@")[0] for u in remote_actions(ACTION, WORKFLOW)} == {"actions/setup-python", "actions/upload-artifact"}
+    assert {u.split("@")[0] for u in remote_actions(ACTION, WORKFLOW)} == {
+        "actions/setup-python",
+        "actions/upload-artifact",
+        "hashicorp/setup-terraform",
+    }
 
 
 def test_self_test_workflow_passes_under_act(tmp_path):

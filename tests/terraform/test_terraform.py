@@ -174,14 +174,30 @@ def test_ray_pool_scales_to_zero_or_keeps_a_fixed_count():
     assert "var.ray_autoscaling.min_nodes >= 0" in VARIABLES["ray_autoscaling"]["validation"][0]["condition"]
 
 
-def test_tags_carry_the_run_id_and_expiry_and_are_left_alone_after_creation():
+def test_tags_carry_the_run_id_set_once_and_an_expiry_every_apply_manages():
     assert "aks-ray-github-run-id" in LOCALS["run_tags"] and "var.github_run_id" in LOCALS["run_tags"]
-    assert "aks-ray-expires-on" in LOCALS["run_tags"] and "var.expires_on" in LOCALS["run_tags"]
+    assert "aks-ray-expires-on" in LOCALS["run_tags"] and 'var.expires_on == ""' in LOCALS["run_tags"]
     for address in ("azurerm_resource_group.this", "azurerm_kubernetes_cluster.this", "azurerm_kubernetes_cluster_node_pool.ray"):
         resource = RESOURCES[address]
         assert resource["tags"] == "${local.tags}", address
         ignored = " ".join(single(resource["lifecycle"])["ignore_changes"])
-        assert "aks-ray-github-run-id" in ignored and "aks-ray-expires-on" in ignored, address
+        assert "aks-ray-github-run-id" in ignored, address
+        # Frozen at creation, a long-lived cluster would look expired a day later and be swept.
+        assert "aks-ray-expires-on" not in ignored, address
+
+
+def test_the_tags_the_python_side_looks_for_are_the_ones_terraform_sets():
+    from aks_ray import sweep
+
+    key, value = sweep.MANAGED_BY_TAG
+    assert f'"{key}" = "{value}"' in (TERRAFORM_DIR / "locals.tf").read_text(encoding="utf-8")
+    assert f'"{sweep.EXPIRES_TAG}" = var.expires_on' in (TERRAFORM_DIR / "locals.tf").read_text(encoding="utf-8")
+
+
+def test_the_provider_signs_in_as_the_variables_say():
+    provider = parse("terraform.tf")["provider"][0]["azurerm"]
+    assert provider["use_cli"] == "${var.use_azure_cli}"
+    assert VARIABLES["use_azure_cli"]["type"] in ("bool", "${bool}")
 
 
 def test_outputs_infra_reads_are_present_and_described():

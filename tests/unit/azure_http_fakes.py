@@ -135,6 +135,48 @@ def vm_sku(name: str, family: str, vcpus: int, location: str = "eastus", restric
     return sku
 
 
+def kubernetes_version(
+    version: str, patches: tuple[str, ...], *, default: bool = False, preview: bool = False, lts_only: bool = False
+) -> dict[str, Any]:
+    """One entry of listKubernetesVersions (api-version 2024-02-01 and later): a minor version and its patches."""
+    plans = ["AKSLongTermSupport"] if lts_only else ["KubernetesOfficial", "AKSLongTermSupport"]
+    entry: dict[str, Any] = {
+        "version": version,
+        "capabilities": {"supportPlan": plans},
+        "patchVersions": {patch: {"upgrades": [p for p in patches if p > patch]} for patch in patches},
+    }
+    if default:
+        entry["isDefault"] = True
+    if preview:
+        entry["isPreview"] = True
+    return entry
+
+
+# What a region offers in December 2026: 1.33 and 1.34 only with long-term support.
+KUBERNETES_VERSIONS = [
+    kubernetes_version("1.33", ("1.33.9",), lts_only=True),
+    kubernetes_version("1.34", ("1.34.5", "1.34.6"), lts_only=True),
+    kubernetes_version("1.35", ("1.35.2", "1.35.3")),
+    kubernetes_version("1.36", ("1.36.0", "1.36.1"), default=True),
+    kubernetes_version("1.37", ("1.37.0",), preview=True),
+]
+
+
+def resource_group(name: str, tags: dict[str, str] | None = None, managed_by: str = "", state: str = "Succeeded") -> dict[str, Any]:
+    """A resource group as ARM returns it (GET, or an item of the list)."""
+    group: dict[str, Any] = {
+        "id": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}",
+        "name": name,
+        "type": "Microsoft.Resources/resourceGroups",
+        "location": "eastus",
+        "tags": tags or {},
+        "properties": {"provisioningState": state},
+    }
+    if managed_by:
+        group["managedBy"] = managed_by
+    return group
+
+
 def usage(name: str, label: str, current: int, limit: int) -> dict[str, Any]:
     return {"unit": "Count", "currentValue": current, "limit": limit, "name": {"value": name, "localizedValue": label}}
 
@@ -166,6 +208,13 @@ class FakeAzure:
     failures: dict[str, tuple[int, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     aks_token_lifetime: int = 3600
+    kubernetes_versions: list[dict[str, Any]] = field(default_factory=lambda: list(KUBERNETES_VERSIONS))
+    # Resource groups by name (resource_group() shapes); a DELETE answers 202 and the group
+    # is gone after `delete_polls` polls of the operation (or never, with -1).
+    resource_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    delete_polls: int = 1
+    deleted: list[str] = field(default_factory=list)
+    _deleting: dict[str, int] = field(default_factory=dict)
 
     def transport(self) -> RequestsTransport:
         session = requests.Session()
@@ -244,6 +293,47 @@ class FakeAzure:
             return refused
         return 200, {"value": self.usages}
 
+    def _kubernetes_versions(self, call: Call) -> tuple[int, Any]:
+        if (refused := self._arm_check(call)) is not None:
+            return refused
+        return 200, {"values": self.kubernetes_versions}
+
+    def _resource_groups(self, call: Call) -> tuple[int, Any]:
+        if (refused := self._arm_check(call)) is not None:
+            return refused
+        wanted = re.search(r"tagName eq '([^']+)'", call.query.get("$filter", ""))
+        groups = [g for g in self.resource_groups.values() if wanted is None or wanted.group(1) in (g.get("tags") or {})]
+        return 200, {"value": groups}
+
+    def _resource_group(self, call: Call) -> tuple[int, Any, dict[str, str]] | tuple[int, Any]:
+        if (refused := self._arm_check(call)) is not None:
+            return refused
+        name = urllib.parse.unquote(call.path.rsplit("/", 1)[1])
+        group = self.resource_groups.get(name)
+        if group is None:
+            return 404, {"error": {"code": "ResourceGroupNotFound", "message": f"Resource group '{name}' could not be found."}}
+        if call.method == "GET":
+            return 200, group
+        if call.method == "DELETE":
+            group["properties"]["provisioningState"] = "Deleting"
+            self._deleting[name] = self.delete_polls
+            location = f"https://management.azure.com/subscriptions/{SUBSCRIPTION}/operationresults/delete-{name}?api-version=2025-04-01"
+            # ARM says Retry-After: 15; 1 keeps tests quick (0 would make azure-core fall back to its own interval).
+            return 202, None, {"Location": location, "Retry-After": "1"}
+        raise AssertionError(f"the fake has no {call.method} for resource groups")
+
+    def _operation_result(self, call: Call) -> tuple[int, Any, dict[str, str]] | tuple[int, Any]:
+        if (refused := self._arm_check(call)) is not None:
+            return refused
+        name = call.path.rsplit("/", 1)[1].removeprefix("delete-")
+        left = self._deleting.get(name, 0)
+        if left != 0:
+            self._deleting[name] = left - 1
+            return 202, None, {"Location": call.url, "Retry-After": "1"}
+        self.resource_groups.pop(name, None)
+        self.deleted.append(name)
+        return 200, None, {}
+
     def _k8s_namespaces(self, call: Call) -> tuple[int, Any]:
         if call.headers.get("Authorization") != f"Bearer {AKS_TOKEN}":
             return 401, {"kind": "Status", "code": 401, "reason": "Unauthorized"}
@@ -268,6 +358,14 @@ def _route(call: Call) -> str:
         return "list_user_credential"
     if re.search(r"/providers/Microsoft\.ContainerService/managedClusters/[^/]+$", path):
         return "managed_cluster"
+    if re.search(r"/providers/Microsoft\.ContainerService/locations/[^/]+/kubernetesVersions$", path):
+        return "kubernetes_versions"
+    if re.search(r"^/subscriptions/[^/]+/resourcegroups$", path, re.IGNORECASE):
+        return "resource_groups"
+    if re.search(r"^/subscriptions/[^/]+/resourcegroups/[^/]+$", path, re.IGNORECASE):
+        return "resource_group"
+    if re.search(r"^/subscriptions/[^/]+/operationresults/[^/]+$", path, re.IGNORECASE):
+        return "operation_result"
     if path.endswith("/providers/Microsoft.Compute/skus"):
         return "skus"
     if re.search(r"/providers/Microsoft\.Compute/locations/[^/]+/usages$", path):
@@ -285,16 +383,19 @@ class _Adapter(requests.adapters.BaseAdapter):
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
         body = request.body or b""
         call = Call(request.method, request.url, dict(request.headers), body.encode() if isinstance(body, str) else bytes(body), verify)
-        status, payload = self.cloud.answer(call)
-        content = json.dumps(payload).encode()
+        status, payload, *extra = self.cloud.answer(call)
+        content = b"" if payload is None else json.dumps(payload).encode()
         response = requests.Response()
         response.status_code = status
-        response.reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}.get(status, "Error")
+        response.reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}.get(
+            status, "Error"
+        )
         response.headers = requests.structures.CaseInsensitiveDict(
             {
                 "Content-Type": "application/json; charset=utf-8",
                 "Content-Length": str(len(content)),
                 "x-ms-request-id": f"fake-{time.monotonic_ns()}",
+                **(extra[0] if extra else {}),
             }
         )
         response.raw = urllib3.HTTPResponse(body=io.BytesIO(content), headers=dict(response.headers), status=status, preload_content=False)

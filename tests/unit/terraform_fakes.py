@@ -33,6 +33,12 @@ class FakeTerraform:
         path.write_text(json.dumps(doc))
         self.monkeypatch.setenv(f"FAKE_TERRAFORM_OUT_{command.upper()}", str(path))
 
+    def state(self, addresses: list[str]) -> None:
+        """What `terraform state list` prints: these addresses (none: an empty state)."""
+        path = self.files / "state.txt"
+        path.write_text("".join(f"{a}\n" for a in addresses))
+        self.monkeypatch.setenv("FAKE_TERRAFORM_OUT_STATE", str(path))
+
     def calls(self) -> list[dict[str, Any]]:
         if not self.log.exists():
             return []

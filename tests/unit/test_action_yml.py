@@ -23,7 +23,10 @@ STEPS = ACTION["runs"]["steps"]
 # Inputs of the action itself, with the default each declares in action.yml.
 ACTION_ONLY_INPUTS = {"python-version": versions.PYTHON_VERSION, "artifact-name": "aks-ray-output"}
 # CLI options the action does not offer, and why.
-CLI_ONLY_OPTIONS = {"dry-run": "the action's later steps need what the earlier ones created; dry runs are a CLI affair"}
+CLI_ONLY_OPTIONS = {
+    "dry-run": "the action's later steps need what the earlier ones created; dry runs are a CLI affair",
+    "yes": "`infra sweep`, the one command that reads it, is run by hand or by a scheduled workflow, not by the action",
+}
 OPTIONS = {config.flag_name(f): f for section in config.SECTIONS.values() for f in dataclasses.fields(section)}
 # The CLI from the private venv, or (validate, before the install) from the action's source.
 AKS_RAY_CALL = re.compile(r'(?:"\$ACTION_VENV_BIN/aks-ray"|"\$PYTHON" -m aks_ray\.(?:cli|validate))(?: ([a-z]+(?: [a-z]+)?))?')

@@ -16,6 +16,7 @@ from aks_ray import config, credentials, gha, infra, pipeline, rayjob
 from aks_ray.config import RAY_POOL_LABEL, RAY_POOL_TAINT
 from aks_ray.errors import EXIT_USER, OperationalError
 
+BACKEND = "resource_group_name=tfstate-rg,storage_account_name=tfstate,container_name=tfstate,key=aks-ray.tfstate"
 SKUS = [vm_sku("Standard_D2s_v5", "standardDSv5Family", 2), vm_sku("Standard_D4s_v5", "standardDSv5Family", 4)]
 KUBE_STEPS = {"operator", "submit", "wait", "collect", "cleanup"}
 
@@ -63,6 +64,7 @@ def run_aks(cfg: config.Config, azure: FakeAzure, kube: KubeSteps) -> int:
     seams = {
         "infra-plan": functools.partial(infra.plan_step, transport=azure.transport()),
         "credentials": functools.partial(credentials.main, transport=azure.transport()),
+        "destroy": functools.partial(infra.destroy_step, transport=azure.transport()),
     }
 
     def run(step: pipeline.Step, cfg: config.Config) -> int:
@@ -78,7 +80,7 @@ def test_success_provisions_trains_on_the_ray_pool_and_destroys(tmp_path, tf, mo
 
     assert run_aks(cfg, azure, kube) == 0
 
-    assert tf.commands() == ["init", "plan", "show", "apply", "output", "init", "destroy"]
+    assert tf.commands() == ["init", "plan", "show", "apply", "output", "init", "state", "destroy"]
     given = kube.received["submit"]
     kubeconfig = tmp_path / "runner-temp" / "aks-ray" / "kubeconfig-aksray-aks"
     # The kubeconfig reached the later steps the way it does in the action: exported, then read from the environment.
@@ -98,7 +100,7 @@ def test_success_provisions_trains_on_the_ray_pool_and_destroys(tmp_path, tf, mo
 
 
 def test_on_success_keeps_a_failed_run_for_debugging(tmp_path, tf, monkeypatch):
-    cfg = load(tmp_path, tf, monkeypatch, AKS_RAY_DESTROY_POLICY="on-success")
+    cfg = load(tmp_path, tf, monkeypatch, AKS_RAY_DESTROY_POLICY="on-success", AKS_RAY_TF_BACKEND_CONFIG=BACKEND)
     cfg.run_dir.save_metrics({"status": "FAILED"})  # what collect writes after a failed job
 
     assert run_aks(cfg, cloud(), KubeSteps("wait")) == 1
@@ -112,7 +114,7 @@ def test_a_crash_in_a_kubernetes_step_still_collects_cleans_up_and_destroys(tmp_
         run_aks(load(tmp_path, tf, monkeypatch, AKS_RAY_DESTROY_POLICY="always"), cloud(), kube)
 
     assert {"collect", "cleanup"} <= set(kube.received)
-    assert tf.commands()[-2:] == ["init", "destroy"]
+    assert tf.commands()[-3:] == ["init", "state", "destroy"]
 
 
 def test_a_failed_apply_destroys_what_it_may_have_created(tmp_path, tf, monkeypatch):
@@ -121,7 +123,7 @@ def test_a_failed_apply_destroys_what_it_may_have_created(tmp_path, tf, monkeypa
 
     assert run_aks(load(tmp_path, tf, monkeypatch), cloud(), kube) == 1
 
-    assert tf.commands()[-2:] == ["init", "destroy"]
+    assert tf.commands()[-3:] == ["init", "state", "destroy"]
     assert kube.received == {}
 
 
@@ -146,7 +148,8 @@ def test_a_failed_destroy_fails_a_successful_run(tmp_path, tf, monkeypatch, caps
 def test_a_reused_cluster_with_no_changes_skips_apply_and_destroy(tmp_path, tf, monkeypatch):
     tf.exit("plan", 0)
 
-    assert run_aks(load(tmp_path, tf, monkeypatch, AKS_RAY_DESTROY_POLICY="never"), cloud(), KubeSteps()) == 0
+    cfg = load(tmp_path, tf, monkeypatch, AKS_RAY_DESTROY_POLICY="never", AKS_RAY_TF_BACKEND_CONFIG=BACKEND)
+    assert run_aks(cfg, cloud(), KubeSteps()) == 0
 
     assert tf.commands() == ["init", "plan", "output"]
 

@@ -66,6 +66,43 @@ def denied(action: str, scope: str) -> str:
             "az provider register --namespace Microsoft.ContainerService",
             id="provider-not-registered",
         ),
+        pytest.param(
+            # What terraform init prints when the azurerm backend looks up the account's keys.
+            "Error: Failed to get existing workspaces: retrieving Storage Account (Subscription: x\nResource Group Name: tfstate-rg\n"
+            "Storage Account Name: yourtfstate): listing Keys: unexpected status 403 (403 Forbidden) with error: AuthorizationFailed: "
+            + denied(
+                "Microsoft.Storage/storageAccounts/listKeys/action",
+                f"{SUB}/resourceGroups/tfstate-rg/providers/Microsoft.Storage/storageAccounts/yourtfstate",
+            ),
+            UserError,
+            "access keys",
+            "use_azuread_auth=true",
+            id="state-list-keys-is-not-a-role-problem",
+        ),
+        pytest.param(
+            "Error: Failed to get existing workspaces: containers.Client#ListBlobs: Failure responding to request: StatusCode=403 -- "
+            'Original Error: autorest/azure: Service returned an error. Status=403 Code="KeyBasedAuthenticationNotPermitted" '
+            'Message="Key based authentication is not permitted on this storage account."',
+            UserError,
+            "access keys",
+            "Storage Blob Data Contributor",
+            id="state-shared-key-disabled",
+        ),
+        pytest.param(
+            "Error: Failed to get existing workspaces: executing request: unexpected status 403 (403 This request is not authorized "
+            "to perform this operation using this permission.) with AuthorizationPermissionMismatch",
+            UserError,
+            "no data role",
+            "Storage Blob Data Reader",
+            id="state-no-data-role",
+        ),
+        pytest.param(
+            denied("Microsoft.ContainerService/locations/kubernetesVersions/read", SUB),
+            UserError,
+            "kubernetesVersions/read",
+            '--role "Reader"',
+            id="403-kubernetes-versions-reader",
+        ),
     ],
 )
 def test_known_failures_get_their_fix(text, kind, in_message, in_fix):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,81 @@ def test_validate_accepts_good_input_and_writes_an_output(tmp_path, monkeypatch)
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
     assert main(["validate", "--epochs", "2"]) == 0
     assert "target=local" in output.read_text()
+
+
+# ------------------------------------------------ Azure names and state backend
+
+
+def _terraform_condition(variable: str) -> str:
+    import hcl2
+
+    with open(config.PROJECT_ROOT / "terraform" / "variables.tf", encoding="utf-8") as handle:
+        for block in hcl2.load(handle)["variable"]:
+            for name, body in block.items():
+                if name.strip('"') == variable:
+                    return body["validation"][0]["condition"]
+    raise AssertionError(variable)
+
+
+@pytest.mark.parametrize(
+    ("variable", "pattern"),
+    [("cluster_name", config.CLUSTER_NAME_PATTERN), ("resource_group_name", config.RESOURCE_GROUP_PATTERN)],
+)
+def test_name_patterns_are_terraforms(variable, pattern):
+    condition = _terraform_condition(variable)
+    # HCL string escapes: "\\w" in the file is \w in the regex.
+    hcl_pattern = re.search(r'regex\("(.*?)", var\.', condition).group(1).replace("\\\\", "\\")
+    assert hcl_pattern == pattern
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("aksray-aks", True),
+        ("Ray_Cluster-1", True),
+        ("a1", True),
+        ("a" * 63, True),
+        ("a" * 64, False),
+        ("ray.aks", False),
+        ("ray_", False),
+        ("-ray", False),
+        ("a", False),
+    ],
+)
+def test_cluster_names_as_terraform_validates_them(name, ok):
+    if ok:
+        assert config.parse_optional_cluster_name(name) == name
+    else:
+        with pytest.raises(config.Invalid):
+            config.parse_optional_cluster_name(name)
+
+
+def test_backend_settings_are_the_azurerm_backends_and_values_may_hold_slashes():
+    raw = "resource_group_name=tfstate-rg,storage_account_name=yourtfstate,container_name=tfstate,key=aks-ray/pr/terraform.tfstate"
+    assert config.parse_backend_config(raw) == (
+        ("resource_group_name", "tfstate-rg"),
+        ("storage_account_name", "yourtfstate"),
+        ("container_name", "tfstate"),
+        ("key", "aks-ray/pr/terraform.tfstate"),
+    )
+    assert config.parse_backend_config("") == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "in_problem"),
+    [
+        ("storage_acount_name=s,container_name=c,key=k", "did you mean storage_account_name"),
+        ("storage_account_name=s,container_name=c,key=k,sas_token=sv", "sas_token is a secret"),
+        ("storage_account_name=s,container_name=c", "lack key"),
+        ("storage_account_name=s,container_name=c,key=k,key=j", "given twice"),
+        ("storage_account_name=s,container_name=c,key=" + "k" * 1025, "not a usable value"),
+    ],
+)
+def test_bad_backend_settings_say_what_is_wrong(raw, in_problem):
+    with pytest.raises(config.Invalid) as caught:
+        config.parse_backend_config(raw)
+    assert in_problem in caught.value.problem
+
+
+def test_the_lock_timeout_defaults_to_15_minutes():
+    assert config.AzureOptions().lock_timeout == 900

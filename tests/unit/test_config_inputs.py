@@ -48,8 +48,21 @@ BAD_INPUTS = [
     ("operator-namespace-dot-end", {"AKS_RAY_OPERATOR_NAMESPACE": "kuberay."}, "--operator-namespace"),
     ("name-prefix-digit-first", {"AKS_RAY_NAME_PREFIX": "1ray"}, "--name-prefix"),
     ("name-prefix-too-long", {"AKS_RAY_NAME_PREFIX": "abcdefghijklm"}, "--name-prefix"),
-    ("resource-group-dash-first", {"AKS_RAY_RESOURCE_GROUP": "-rg"}, "--resource-group"),
+    ("resource-group-dot-last", {"AKS_RAY_RESOURCE_GROUP": "rg."}, "--resource-group"),
     ("cluster-name-one-char", {"AKS_RAY_CLUSTER_NAME": "a"}, "--cluster-name"),
+    # names the CLI once let through and Terraform's own validation refused at plan time
+    ("cluster-name-dot", {"AKS_RAY_CLUSTER_NAME": "ray.aks"}, "--cluster-name"),
+    ("cluster-name-underscore-last", {"AKS_RAY_CLUSTER_NAME": "ray_"}, "--cluster-name"),
+    # the azurerm state backend's settings
+    ("tf-backend-config-unknown-key", {"AKS_RAY_TF_BACKEND_CONFIG": "storage_account=x,container_name=c,key=k"}, "--tf-backend-config"),
+    (
+        "tf-backend-config-secret",
+        {"AKS_RAY_TF_BACKEND_CONFIG": "storage_account_name=s,container_name=c,key=k,access_key=abc"},
+        "--tf-backend-config",
+    ),
+    ("tf-backend-config-no-key", {"AKS_RAY_TF_BACKEND_CONFIG": "storage_account_name=s,container_name=c"}, "--tf-backend-config"),
+    ("tf-backend-config-no-value", {"AKS_RAY_TF_BACKEND_CONFIG": "storage_account_name=,container_name=c,key=k"}, "--tf-backend-config"),
+    ("lock-timeout-zero", {"AKS_RAY_LOCK_TIMEOUT": "0"}, "--lock-timeout"),
     ("location-too-short", {"AKS_RAY_LOCATION": "us"}, "--location"),
     ("vm-size-no-prefix", {"AKS_RAY_RAY_VM_SIZE": "D4s_v5"}, "--ray-vm-size"),
     ("kubernetes-version-word", {"AKS_RAY_KUBERNETES_VERSION": "latest"}, "--kubernetes-version"),
@@ -87,6 +100,17 @@ BAD_INPUTS = [
     ("data-dir-missing", {"AKS_RAY_DATA_DIR": "no-such-data"}, "--data-dir"),
     # what the aks target cannot do without
     ("aks-without-subscription", {"AKS_RAY_TARGET": "aks"}, "--azure-subscription-id"),
+    # a cluster that may be kept, with its state on a runner that goes away
+    (
+        "aks-never-destroy-local-state",
+        {"AKS_RAY_TARGET": "aks", "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "AKS_RAY_DESTROY_POLICY": "never"},
+        "--destroy-policy",
+    ),
+    (
+        "aks-on-success-local-state",
+        {"AKS_RAY_TARGET": "aks", "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "AKS_RAY_DESTROY_POLICY": "on-success"},
+        "--destroy-policy",
+    ),
 ]
 
 
@@ -148,6 +172,27 @@ def test_errors_are_annotations_under_actions(action_env, monkeypatch, capsys):
                 "AKS_RAY_RAY_MAX_NODES": "3",
             },
             id="aks",
+        ),
+        pytest.param(
+            {
+                "AKS_RAY_TARGET": "aks",
+                "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+                "AKS_RAY_DESTROY_POLICY": "never",
+                "AKS_RAY_TF_BACKEND_CONFIG": "resource_group_name=tfstate-rg,storage_account_name=yourtfstate,"
+                "container_name=tfstate,key=aks-ray/pr.tfstate",
+                "AKS_RAY_CLUSTER_NAME": "ray_aks-1",
+                "AKS_RAY_LOCK_TIMEOUT": "30m",
+            },
+            id="aks-kept-cluster-remote-state",
+        ),
+        pytest.param(
+            {
+                "AKS_RAY_TARGET": "aks",
+                "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+                "AKS_RAY_DESTROY_POLICY": "never",
+                "AKS_RAY_INFRA_MODE": "reuse",
+            },
+            id="aks-reuse-needs-no-state",
         ),
         pytest.param({"AKS_RAY_EPOCHS": "", "AKS_RAY_WORKERS": " "}, id="empty-inputs-mean-defaults"),
         pytest.param(

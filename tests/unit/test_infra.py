@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import stat
+import time
 
 import pytest
-from azure_http_fakes import CLIENT, SUBSCRIPTION, TENANT, FakeAzure, actions_environ, usage, vm_sku
+from azure_http_fakes import CLIENT, SUBSCRIPTION, TENANT, FakeAzure, actions_environ, resource_group, usage, vm_sku
 from terraform_fakes import FakeTerraform
 
 from aks_ray import config, gha, infra
-from aks_ray.errors import OperationalError, UserError
+from aks_ray.errors import ConfigError, OperationalError, UserError
+
+BACKEND = "resource_group_name=tfstate-rg,storage_account_name=tfstate,container_name=tfstate,key=aks-ray/terraform.tfstate"
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +55,7 @@ def test_variables_come_from_the_options(tmp_path):
         "name_prefix": "aksray",
         "resource_group_name": "aksray-rg",
         "cluster_name": "aksray-aks",
-        "kubernetes_version": "1.33",
+        "kubernetes_version": "1.36",
         "system_vm_size": "Standard_D2s_v5",
         "system_node_count": 1,
         "ray_vm_size": "Standard_D4s_v5",
@@ -61,7 +64,25 @@ def test_variables_come_from_the_options(tmp_path):
         "tags": {"team": "ml", "cost-center": "42"},
         "github_run_id": "9876543210",
         "expires_on": "2030-01-31T18:00:00Z",
+        "use_azure_cli": False,
     }
+
+
+@pytest.mark.parametrize(
+    ("policy", "expires"),
+    [("always", "2030-01-31T13:00:00Z"), ("on-success", "2030-01-31T13:00:00Z"), ("never", "")],
+)
+def test_a_cluster_kept_on_purpose_gets_no_expiry_and_others_a_fresh_one(tmp_path, policy, expires):
+    cfg = load(tmp_path, AKS_RAY_DESTROY_POLICY=policy, AKS_RAY_TF_BACKEND_CONFIG=BACKEND, AKS_RAY_EXPIRES_IN_HOURS="1")
+    variables = infra.terraform_variables(cfg, dt.datetime(2030, 1, 31, 12, 0, tzinfo=dt.timezone.utc))
+    assert variables["expires_on"] == expires
+
+
+def test_the_provider_may_use_the_azure_cli_login_only_outside_actions(tmp_path):
+    now = dt.datetime.now(dt.timezone.utc)
+    assert infra.terraform_variables(load(tmp_path), now)["use_azure_cli"] is False
+    assert infra.terraform_variables(load(tmp_path, ACT="true"), now)["use_azure_cli"] is True
+    assert infra.terraform_variables(load(tmp_path, GITHUB_ACTIONS=None), now)["use_azure_cli"] is True
 
 
 def test_every_variable_passed_is_declared_in_terraform(tmp_path):
@@ -156,6 +177,7 @@ def test_plan_with_changes_saves_the_plan_and_summarises_it(tmp_path, tf):
         "-input=false",
         "-no-color",
         "-detailed-exitcode",
+        "-lock-timeout=900s",
         f"-out={work / 'aks-ray.tfplan'}",
         f"-var-file={work / 'aks-ray.tfvars.json'}",
     ]
@@ -172,29 +194,60 @@ def test_plan_with_changes_saves_the_plan_and_summarises_it(tmp_path, tf):
     assert (tf.dir / infra.LOCAL_BACKEND_OVERRIDE).read_text().startswith(infra.OVERRIDE_MARKER)
 
 
-def test_backend_config_goes_to_init_and_removes_the_local_override(tmp_path, tf):
+def test_backend_config_goes_to_init_with_azure_ad_auth_and_removes_the_local_override(tmp_path, tf):
     (tf.dir / infra.LOCAL_BACKEND_OVERRIDE).write_text(infra.OVERRIDE_MARKER + "\n")
-    cfg = load(
-        tmp_path,
-        tf,
-        AKS_RAY_TF_BACKEND_CONFIG="storage_account_name=tfstate,container_name=state,key=aks-ray.tfstate,use_azuread_auth=true",
-    )
+    cfg = load(tmp_path, tf, AKS_RAY_TF_BACKEND_CONFIG=BACKEND)
 
     infra.plan(cfg, preflight_check=False)
 
     assert tf.call("init")["argv"][4:] == [
+        "-backend-config=resource_group_name=tfstate-rg",
         "-backend-config=storage_account_name=tfstate",
-        "-backend-config=container_name=state",
-        "-backend-config=key=aks-ray.tfstate",
+        "-backend-config=container_name=tfstate",
+        "-backend-config=key=aks-ray/terraform.tfstate",
+        # Added: the README's storage account allows no shared keys, so the backend must not list them.
         "-backend-config=use_azuread_auth=true",
     ]
     assert not (tf.dir / infra.LOCAL_BACKEND_OVERRIDE).exists()
 
 
+def test_an_explicit_use_azuread_auth_is_not_doubled(tmp_path, tf):
+    infra.plan(load(tmp_path, tf, AKS_RAY_TF_BACKEND_CONFIG=BACKEND + ",use_azuread_auth=false"), preflight_check=False)
+    assert [a for a in tf.call("init")["argv"] if "use_azuread_auth" in a] == ["-backend-config=use_azuread_auth=false"]
+
+
 def test_an_override_someone_else_wrote_is_left_alone(tmp_path, tf):
     (tf.dir / infra.LOCAL_BACKEND_OVERRIDE).write_text('terraform {\n  backend "local" {}\n}\n')
-    infra.plan(load(tmp_path, tf, AKS_RAY_TF_BACKEND_CONFIG="key=x"), preflight_check=False)
+    infra.plan(load(tmp_path, tf, AKS_RAY_TF_BACKEND_CONFIG=BACKEND), preflight_check=False)
     assert (tf.dir / infra.LOCAL_BACKEND_OVERRIDE).exists()
+
+
+def test_lock_timeout_reaches_plan_apply_and_destroy(tmp_path, tf):
+    cfg = load(tmp_path, tf, AKS_RAY_LOCK_TIMEOUT="2m")
+    infra.plan(cfg, preflight_check=False)
+    infra.apply(cfg)
+    infra.destroy(cfg, succeeded=True)
+    for command in ("plan", "apply", "destroy"):
+        assert "-lock-timeout=120s" in tf.call(command)["argv"], command
+
+
+@pytest.mark.parametrize("policy", ["never", "on-success"])
+def test_a_policy_that_keeps_the_cluster_needs_a_remote_state(tmp_path, policy):
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, AKS_RAY_DESTROY_POLICY=policy)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"--destroy-policy: {policy} may keep the cluster") and "--tf-backend-config" in problem
+    assert "--infra-mode reuse" in problem
+    assert caught.value.exit_code == 2
+    load(tmp_path, AKS_RAY_DESTROY_POLICY=policy, AKS_RAY_INFRA_MODE="reuse")
+    load(tmp_path, AKS_RAY_DESTROY_POLICY=policy, AKS_RAY_TF_BACKEND_CONFIG=BACKEND)
+
+
+def test_infra_plan_refuses_a_kept_cluster_without_remote_state_whatever_the_target(tmp_path, tf):
+    cfg = load(tmp_path, tf, AKS_RAY_TARGET="local", AKS_RAY_DESTROY_POLICY="never")
+    with pytest.raises(UserError, match="--tf-backend-config"):
+        infra.plan(cfg, preflight_check=False)
+    assert tf.calls() == []
 
 
 def test_apply_applies_exactly_the_saved_plan_and_hands_on_outputs(tmp_path, tf, capsys):
@@ -205,7 +258,7 @@ def test_apply_applies_exactly_the_saved_plan_and_hands_on_outputs(tmp_path, tf,
 
     work = tf.dir / ".terraform" / "aks-ray"
     assert tf.commands() == ["init", "plan", "show", "apply", "output"]
-    assert tf.call("apply")["argv"] == ["apply", "-input=false", "-no-color", str(work / "aks-ray.tfplan")]
+    assert tf.call("apply")["argv"] == ["apply", "-input=false", "-no-color", "-lock-timeout=900s", str(work / "aks-ray.tfplan")]
     assert not (work / "aks-ray.tfplan").exists(), "a spent plan is not applied twice"
     assert outputs["cluster_name"] == "aksray-aks"
     state = json.loads((cfg.output_dir / "infra.json").read_text())
@@ -325,14 +378,14 @@ def test_skip_runs_no_terraform(tmp_path, tf):
     ids=lambda v: str(v),
 )
 def test_infra_destroy_follows_the_policy_and_the_runs_result(tmp_path, tf, policy, status, destroyed):
-    cfg = load(tmp_path, tf, AKS_RAY_DESTROY_POLICY=policy)
+    cfg = load(tmp_path, tf, AKS_RAY_DESTROY_POLICY=policy, AKS_RAY_TF_BACKEND_CONFIG=BACKEND)
     cfg.output_dir.mkdir(parents=True)
     if status:
         (cfg.output_dir / "metrics.json").write_text(json.dumps({"status": status}))
 
     assert infra.destroy_step(cfg) == 0
 
-    assert (["init", "destroy"] if destroyed else []) == tf.commands()
+    assert (["init", "state", "destroy"] if destroyed else []) == tf.commands()
     if destroyed:
         work = tf.dir / ".terraform" / "aks-ray"
         assert tf.call("destroy")["argv"] == [
@@ -340,6 +393,7 @@ def test_infra_destroy_follows_the_policy_and_the_runs_result(tmp_path, tf, poli
             "-input=false",
             "-no-color",
             "-auto-approve",
+            "-lock-timeout=900s",
             f"-var-file={work / 'aks-ray.tfvars.json'}",
         ]
         assert tf.call("destroy")["var_file"]["cluster_name"] == "aksray-aks"
@@ -386,3 +440,71 @@ def test_a_failed_plan_leaves_no_earlier_plan_for_apply(tmp_path, tf):
         infra.apply(cfg)
 
     assert "apply" not in tf.commands()
+
+
+# ------------------------------------------- destroy with an empty state
+
+OURS = {"aks-ray-managed-by": "terraform", "aks-ray-github-run-id": "1234", "aks-ray-expires-on": "2030-01-01T00:00:00Z"}
+
+
+def test_an_empty_state_deletes_the_run_group_found_by_its_tags(tmp_path, tf):
+    tf.state(["data.azurerm_client_config.current"])  # only a data source: nothing managed
+    cloud = FakeAzure(resource_groups={"aksray-rg": resource_group("aksray-rg", OURS)}, delete_polls=2)
+    cfg = load(tmp_path, tf)
+
+    assert infra.destroy(cfg, succeeded=True, transport=cloud.transport())
+
+    assert tf.commands() == ["init", "state"], "terraform destroy on an empty state would only claim success"
+    assert cloud.deleted == ["aksray-rg"]
+    assert len(cloud.called("operation_result")) == 3, "the deletion is waited for until ARM says it is done"
+    summary = (tmp_path / "gh" / "summary.md").read_text()
+    assert "resource group aksray-rg (tagged as aks-ray's) was deleted" in summary
+
+
+def test_an_empty_state_and_no_group_is_an_honest_nothing_to_do(tmp_path, tf):
+    tf.state([])
+    cloud = FakeAzure()
+
+    assert infra.destroy(load(tmp_path, tf), succeeded=True, transport=cloud.transport())
+
+    assert [c.method for c in cloud.called("resource_group")] == ["GET"]
+    summary = (tmp_path / "gh" / "summary.md").read_text()
+    assert "nothing to destroy" in summary and "destroyed" not in summary
+
+
+@pytest.mark.parametrize(
+    "group",
+    [
+        pytest.param(resource_group("aksray-rg", {"team": "ml"}), id="untagged"),
+        pytest.param(resource_group("aksray-rg", OURS, managed_by="/subscriptions/x/resourceGroups/y"), id="managed-by-another"),
+    ],
+)
+def test_an_empty_state_never_deletes_a_group_aks_ray_did_not_make(tmp_path, tf, group):
+    tf.state([])
+    cloud = FakeAzure(resource_groups={"aksray-rg": group})
+
+    with pytest.raises(OperationalError) as caught:
+        infra.destroy(load(tmp_path, tf), succeeded=True, transport=cloud.transport())
+
+    assert caught.value.exit_code == 1
+    assert "the Terraform state holds no resources" in caught.value.message and "left alone" in caught.value.message
+    assert "az group delete -n aksray-rg" in caught.value.fix
+    assert cloud.deleted == [] and [c.method for c in cloud.called("resource_group")] == ["GET"]
+    assert not (tmp_path / "gh" / "summary.md").exists() or "destroyed" not in (tmp_path / "gh" / "summary.md").read_text()
+
+
+def test_a_deletion_that_outlasts_its_deadline_fails_saying_so(tmp_path, tf, monkeypatch):
+    tf.state([])
+    cloud = FakeAzure(resource_groups={"aksray-rg": resource_group("aksray-rg", OURS)}, delete_polls=-1)
+    monkeypatch.setattr(infra, "RESOURCE_GROUP_DELETE_TIMEOUT", 0.5)
+
+    with pytest.raises(OperationalError) as caught:
+        infra.destroy(load(tmp_path, tf), succeeded=True, transport=cloud.transport())
+
+    assert "still being deleted after" in caught.value.message
+    # Let the SDK's polling thread see the deletion end, so that it stops with the test.
+    cloud._deleting["aksray-rg"] = 0
+    deadline = time.monotonic() + 10
+    while "aksray-rg" not in cloud.deleted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cloud.deleted == ["aksray-rg"]

@@ -211,3 +211,89 @@ def test_packing_needs_room_for_every_pod():
     assert preflight._packs([2000, 2000, 2000], capacity=3000, nodes=3)
     assert not preflight._packs([2000, 2000, 2000], capacity=3000, nodes=2)
     assert preflight._packs([1000] * 6, capacity=3000, nodes=2)
+
+
+# ------------------------------------------------------- Kubernetes versions
+
+
+def passing_cloud(**kw) -> FakeAzure:
+    return FakeAzure(skus=EASTUS_SKUS, usages=usages(), cluster_exists=False, **kw)
+
+
+def run_on(tmp_path, cloud: FakeAzure, today: str = "2026-12-01", **env: str | None) -> preflight.Report:
+    import datetime as dt
+
+    return preflight.run(load(tmp_path, **env), transport=cloud.transport(), today=dt.date.fromisoformat(today))
+
+
+def test_the_default_version_is_offered_and_its_support_end_shown(tmp_path):
+    cloud = passing_cloud()
+
+    report = run_on(tmp_path, cloud)
+
+    assert report.ok and not report.warnings
+    assert report.lines[-1] == "Kubernetes 1.36: offered in eastus; AKS standard support ends 2027-06-30"
+    (call,) = cloud.called("kubernetes_versions")
+    assert call.path == f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerService/locations/eastus/kubernetesVersions"
+
+
+@pytest.mark.parametrize(
+    ("version", "why"),
+    [
+        pytest.param("1.33", "only with long-term support", id="lts-only"),
+        pytest.param("1.31", "not at all", id="gone"),
+    ],
+)
+def test_a_version_the_region_does_not_offer_is_bad_input_naming_those_it_does(tmp_path, version, why):
+    with pytest.raises(UserError) as caught:
+        run_on(tmp_path, passing_cloud(), AKS_RAY_KUBERNETES_VERSION=version)
+
+    assert caught.value.exit_code == 2
+    assert f"Kubernetes {version} is offered in eastus {why}" in caught.value.message
+    assert "a new cluster there can have 1.35, 1.36. Fix: set --kubernetes-version" in caught.value.message
+    assert "--kubernetes-version" in caught.value.message
+
+
+def test_a_patch_the_region_does_not_offer_is_bad_input(tmp_path):
+    with pytest.raises(UserError) as caught:
+        run_on(tmp_path, passing_cloud(), AKS_RAY_KUBERNETES_VERSION="1.36.9")
+    assert "not a patch eastus offers for 1.36 (1.36.0, 1.36.1)" in caught.value.message
+    run_on(tmp_path, passing_cloud(), AKS_RAY_KUBERNETES_VERSION="1.36.1")
+
+
+def test_a_version_near_its_end_of_support_is_a_warning_with_the_date(tmp_path, capsys):
+    report = run_on(tmp_path, passing_cloud(), today="2027-02-15", AKS_RAY_KUBERNETES_VERSION="1.35")
+
+    assert report.ok
+    (warning,) = report.warnings
+    assert warning.startswith("Kubernetes 1.35 reaches the end of AKS standard support on 2027-03-31 (in 44 days)")
+    assert "Move to 1.36" in warning
+    assert "2027-03-31" in capsys.readouterr().err
+    assert "⚠️ Kubernetes 1.35 reaches" in (tmp_path / "gh" / "summary.md").read_text()
+
+
+def test_sixty_one_days_before_the_end_is_quiet():
+    import datetime as dt
+
+    report = preflight.Report()
+    offered = preflight.kubernetes_index(FakeAzure().kubernetes_versions)
+    preflight.check_kubernetes("1.35", offered, "eastus", dt.date(2027, 3, 31) - dt.timedelta(days=61), report)
+    assert not report.warnings and not report.problems
+    preflight.check_kubernetes("1.35", offered, "eastus", dt.date(2027, 3, 31) - dt.timedelta(days=60), report)
+    assert len(report.warnings) == 1
+
+
+def test_a_preview_version_passes_with_a_warning(tmp_path):
+    report = run_on(tmp_path, passing_cloud(), AKS_RAY_KUBERNETES_VERSION="1.37")
+    assert report.ok
+    assert any("preview" in w for w in report.warnings)
+
+
+def test_the_versions_call_needs_only_reader(tmp_path):
+    scope = f"/subscriptions/{SUBSCRIPTION}"
+    cloud = passing_cloud(
+        failures={"kubernetes_versions": authorization_failed("Microsoft.ContainerService/locations/kubernetesVersions/read", scope)}
+    )
+    with pytest.raises(UserError) as caught:
+        run_on(tmp_path, cloud)
+    assert "Kubernetes versions AKS offers in eastus" in caught.value.message

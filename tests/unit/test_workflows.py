@@ -112,7 +112,17 @@ def test_example_runs_on_training_changes_with_least_privilege():
     document = load(EXAMPLE)
     assert document["on"] == {"pull_request": {"paths": ["training/**"]}}
     assert document["permissions"] == {"id-token": "write", "contents": "read"}
-    assert "github.event.pull_request.number" in document["concurrency"]["group"]
+
+
+def test_example_never_cancels_the_job_that_applies_and_serialises_it_across_pull_requests():
+    document = load(EXAMPLE)
+    assert "concurrency" not in document, "a workflow-level group per pull request would cancel an apply half way"
+    aks, fork = document["jobs"]["train-on-aks"], document["jobs"]["train-fork-on-runner"]
+    assert aks["concurrency"] == {"group": "aks-ray-shared-cluster", "cancel-in-progress": False}
+    assert "${{" not in aks["concurrency"]["group"], "one group for every pull request: they share one state"
+    assert "github.event.pull_request.number" in fork["concurrency"]["group"] and fork["concurrency"]["cancel-in-progress"] is True
+    train = next(s for s in aks["steps"] if s.get("uses") == PUBLISHED_ACTION)
+    assert "use_azuread_auth=true" in train["with"]["tf-backend-config"]
 
 
 def test_example_reuses_a_long_lived_cluster_and_keeps_forks_away_from_azure():
