@@ -24,7 +24,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, tuple[str, ...], str]] = [
     (
         ("validate",),
         "validate",
-        ("common", "training", "kube", "azure"),
+        ("common", "training", "kube", "azure", "verdict"),
         "check every input and exit 2 listing the bad ones; touches nothing",
     ),
     # plan reads the training and kube sections too: its preflight checks that the
@@ -44,6 +44,12 @@ COMMANDS: list[tuple[tuple[str, ...], str, tuple[str, ...], str]] = [
     (("collect",), "collect", ("common", "training", "kube"), "gather logs, events, metrics and the model into --output-dir"),
     (("cleanup",), "cleanup", ("common", "kube", "azure"), "delete what this run created, and nothing else"),
     (("dashboard",), "dashboard", ("common", "kube"), "port-forward the Ray dashboard of the run's cluster to localhost"),
+    (
+        ("verdict",),
+        "verdict",
+        ("common", "verdict"),
+        "judge metrics.json in --output-dir: floor, baseline comparison, report (and PR comment); exit 1 on fail",
+    ),
 ]
 
 
