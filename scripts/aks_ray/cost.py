@@ -214,10 +214,12 @@ def markdown(cost: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cost_block(nodes: Iterable[tuple[str, float]], region: str, *, prices_url: str = PRICES_URL) -> dict[str, Any] | None:
+def cost_block(
+    nodes: Iterable[tuple[str, float]], region: str, *, prices_url: str = PRICES_URL, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any] | None:
     """metrics.json's `cost` block for an aks run, or None after a notice when the price list is out of reach."""
     try:
-        return estimate(nodes, region, prices_url=prices_url).as_dict()
+        return estimate(nodes, region, prices_url=prices_url, sleep=sleep).as_dict()
     except PricesUnavailable as exc:
         gha.notice(f"no cost estimate: {exc}. The run itself is unaffected.", title="aks-ray: cost")
         return None

@@ -286,8 +286,8 @@ class GitHubClient:
 
     def upsert_comment(self, issue_number: int, marker: str, body: str) -> CommentResult:
         """Update the comment that carries `marker`, or create it: one comment per pull request and marker."""
-        if marker not in body:
-            raise ValueError("the body must carry the marker, or the next run cannot find it")
+        if not body.startswith(marker):
+            raise ValueError("the body must open with the marker, or the next run cannot find it")
         if len(body) > MAX_COMMENT_CHARS:
             cut = "\n\n… (cut to GitHub's comment limit; the job summary and the artifact have everything)\n"
             body = body[: MAX_COMMENT_CHARS - len(cut)] + cut
@@ -295,9 +295,10 @@ class GitHubClient:
         ours = [
             c
             for c in self._pages(f"listing the comments of #{issue_number}", listing, {"per_page": 100}, None, 3000)
-            if marker in (c.get("body") or "")
+            if (c.get("body") or "").startswith(marker)
         ]
-        # Prefer a bot's comment: someone quoting the marker must not have their comment rewritten.
+        # Ours open with the marker; someone quoting it further down is not rewritten. A bot's first
+        # (the job token's), then the oldest, should a personal token have posted one too.
         ours.sort(key=lambda c: ((c.get("user") or {}).get("type") != "Bot", c.get("id", 0)))
         if ours:
             comment_id = ours[0]["id"]
