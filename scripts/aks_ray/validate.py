@@ -25,5 +25,6 @@ def main(cfg: Config, words: tuple[str, ...]) -> int:
         t.batch_size,
         cfg.common.timeout,
     )
-    gha.set_outputs(cfg.github.output, {"target": cfg.target})
+    # The upload step names the artifact from here: its name is declared once, in config.py (baseline auto finds it by name).
+    gha.set_outputs(cfg.github.output, {"target": cfg.target, "artifact-name": cfg.verdict.artifact_name})
     return 0

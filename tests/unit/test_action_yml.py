@@ -21,7 +21,7 @@ ACTION = yaml.safe_load(ACTION_TEXT)
 STEPS = ACTION["runs"]["steps"]
 
 # Inputs of the action itself, with the default each declares in action.yml.
-ACTION_ONLY_INPUTS = {"python-version": versions.PYTHON_VERSION, "artifact-name": "aks-ray-output"}
+ACTION_ONLY_INPUTS = {"python-version": versions.PYTHON_VERSION}
 # CLI options the action does not offer, and why.
 CLI_ONLY_OPTIONS = {"dry-run": "the action's later steps need what the earlier ones created; dry runs are a CLI affair"}
 OPTIONS = {config.flag_name(f): f for section in config.SECTIONS.values() for f in dataclasses.fields(section)}
@@ -179,7 +179,8 @@ def test_collection_and_cleanup_run_after_any_failure_once_there_is_something_to
 def test_upload_runs_always_after_validation_and_skips_visibly_under_act():
     upload = next(s for s in STEPS if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["if"] == "always() && steps.validate.outcome == 'success' && env.ACT != 'true'"
-    assert upload["with"]["name"] == "${{ inputs.artifact-name }}"
+    # The name is config.py's artifact-name, as validate resolved it: baseline auto looks for that same name.
+    assert upload["with"]["name"] == "${{ steps.validate.outputs.artifact-name }}"
 
 
 @pytest.mark.parametrize("index", [i for i, s in enumerate(STEPS) if "uses" in s], ids=lambda i: STEPS[i]["uses"].split("@")[0])
@@ -225,10 +226,18 @@ def test_validate_needs_only_the_standard_library(tmp_path):
 
 def test_outputs_are_what_the_cli_writes():
     written = report.step_outputs({"final": {}}, report.RunOutcome(target="local", status="SUCCEEDED"), Path("out"))
-    assert set(ACTION["outputs"]) == set(written)
+    # `verdict` is written by `aks-ray verdict` (scripts/aks_ray/verdict.py), after the outputs exist.
+    assert set(ACTION["outputs"]) == {*written, "verdict"}
 
 
-@pytest.mark.parametrize("name", list(ACTION["outputs"]))
+# The lead adds the step that runs `aks-ray verdict` (id: verdict) when wiring issue 14 into the pipeline;
+# the mark falls away by itself once that step exists.
+VERDICT_STEP_PENDING = pytest.mark.xfail(
+    "verdict" not in {s.get("id") for s in STEPS}, reason="no step with id verdict runs `aks-ray verdict` yet", strict=True
+)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=VERDICT_STEP_PENDING) if n == "verdict" else n for n in ACTION["outputs"]])
 def test_output_comes_from_steps_that_exist_and_can_write_it(name):
     ids = {s.get("id") for s in STEPS}
     references = re.findall(r"steps\.([a-z-]+)\.outputs\.([a-z-]+)", ACTION["outputs"][name]["value"])
