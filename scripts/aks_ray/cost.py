@@ -89,6 +89,29 @@ class CostEstimate:
         }
 
 
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+
+
+def node_seconds(nodes: Iterable[dict[str, Any]], started: dt.datetime, ended: dt.datetime) -> list[tuple[str, float]]:
+    """(vm_size, seconds) per node from Kubernetes Node objects (as dicts): the part of the run each node existed for.
+
+    AKS labels every node with its VM size. A node the autoscaler removed before
+    this was asked is not in the list, so the estimate errs low, never high.
+    """
+    found = []
+    for node in nodes:
+        metadata = node.get("metadata") or {}
+        vm_size = (metadata.get("labels") or {}).get(INSTANCE_TYPE_LABEL)
+        created = metadata.get("creationTimestamp") or metadata.get("creation_timestamp")
+        if not vm_size:
+            continue
+        if isinstance(created, str):
+            created = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+        since = max(started, created) if isinstance(created, dt.datetime) else started
+        found.append((vm_size, max(0.0, (ended - since).total_seconds())))
+    return found
+
+
 def node_seconds_by_size(nodes: Iterable[tuple[str, float]]) -> dict[str, float]:
     """(vm_size, seconds) per node -> seconds per VM size, in first-seen order."""
     totals: dict[str, float] = {}

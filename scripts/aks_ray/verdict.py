@@ -388,9 +388,8 @@ def comment_body(
     timings: dict[str, Any] | None,
     *,
     run_url: str = "",
-    cost_md: str = "",
 ) -> str:
-    """The pull-request comment: the verdict (with comparison and curves), the per-epoch table, the timings, the links."""
+    """The pull-request comment: the verdict (with comparison, curves and cost), the per-epoch table, the timings, the links."""
     status = doc.get("status") or "unknown"
     parts = [marker, verdict_md.rstrip("\n"), ""]
     parts.append(f"Job: **{status}** on target `{doc.get('target') or '?'}`.")
@@ -399,8 +398,6 @@ def comment_body(
         parts += ["### Per epoch", "", epochs]
     if table := timings_table(timings):
         parts += ["### Timings", "", table]
-    if cost_md:
-        parts += ["### Cost", "", cost_md]
     if run_url:
         parts.append(f"[The workflow run]({run_url}) · [its artifact, with job.log, metrics.json and model.pt]({run_url}#artifacts)")
     return "\n".join(parts).rstrip("\n") + "\n"
@@ -415,7 +412,8 @@ def replace_section(text: str, section: str) -> str:
     return (text.rstrip("\n") + "\n\n" if text.strip() else "") + block
 
 
-def failure_message(decision: Decision, run: Figures) -> str:
+def failure_message(decision: Decision) -> str:
+    """The ::error:: line: every failed check, each naming the figure, the limit and the dataset."""
     return "Verdict fail: " + "; ".join(decision.failures) + "."
 
 
@@ -543,19 +541,23 @@ def draw_curves(path: Path, doc: dict[str, Any], baseline_doc: dict[str, Any], t
     import matplotlib.pyplot as plt
 
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for source, style, label in ((doc, "-", "this run"), (baseline_doc, ":", "baseline")):
+    ticks: set[int] = set()
+    # The same colours as the Mermaid charts: this run blue, the baseline grey.
+    for source, style, colour, label in ((doc, "-", RUN_COLOUR, "this run"), (baseline_doc, ":", BASELINE_COLOUR, "baseline")):
         epochs = [e for e in source.get("epochs") or [] if isinstance(e, dict)]
         xs = [e.get("epoch") for e in epochs]
         if not xs:
             continue
-        loss_ax.plot(xs, [e.get("test_loss") for e in epochs], "o" + style, label=f"test loss, {label}")
+        ticks.update(x for x in xs if isinstance(x, int))
+        loss_ax.plot(xs, [e.get("test_loss") for e in epochs], "o" + style, color=colour, label=f"test loss, {label}")
         if label == "this run":
-            loss_ax.plot(xs, [e.get("train_loss") for e in epochs], "s--", label="train loss, this run", alpha=0.6)
-        acc_ax.plot(xs, [100 * (e.get("test_accuracy") or 0) for e in epochs], "o" + style, label=f"test accuracy, {label}")
+            loss_ax.plot(xs, [e.get("train_loss") for e in epochs], "s--", color=colour, alpha=0.5, label="train loss, this run")
+        acc_ax.plot(xs, [100 * (e.get("test_accuracy") or 0) for e in epochs], "o" + style, color=colour, label=f"test accuracy, {label}")
     loss_ax.set(title="Loss", xlabel="epoch", ylabel="cross-entropy")
     acc_ax.set(title="Test accuracy", xlabel="epoch", ylabel="%")
     for ax in (loss_ax, acc_ax):
         ax.grid(True, alpha=0.3)
+        ax.set_xticks(sorted(ticks))
         if ax.lines:
             ax.legend(fontsize=8)
     fig.suptitle(title)
@@ -591,13 +593,10 @@ def main(cfg: Config, words: tuple[str, ...] = ()) -> int:
             baseline_note=lookup.note,
             charts=mermaid_charts(run, base_figures),
         )
-        if isinstance(doc.get("cost"), dict):
+        if isinstance(doc.get("cost"), dict):  # written by the aks target's collection (cost.cost_block)
             from .cost import markdown as cost_markdown
 
-            cost_md = cost_markdown(doc["cost"])
-            section += "\n### Cost\n\n" + cost_md
-        else:
-            cost_md = ""
+            section += "\n### Cost\n\n" + cost_markdown(doc["cost"])
         doc["verdict"] = verdict_block(
             decision,
             run,
@@ -626,10 +625,10 @@ def main(cfg: Config, words: tuple[str, ...] = ()) -> int:
         github = cfg.github
         run_url = f"{github.server_url}/{github.repository}/actions/runs/{github.run_id}" if github.repository and github.run_id else ""
         marker = comment_marker(options.artifact_name)
-        log.info(post_comment(cfg, comment_body(marker, section, doc, timings, run_url=run_url, cost_md=cost_md), marker))
+        log.info(post_comment(cfg, comment_body(marker, section, doc, timings, run_url=run_url), marker))
 
     if decision.result == FAIL:
-        gha.error(failure_message(decision, run), title="aks-ray verdict: fail")
+        gha.error(failure_message(decision), title="aks-ray verdict: fail")
         return EXIT_OPERATIONAL
     if decision.result == EMPTY and options.min_accuracy is not None and doc.get("status") == "SUCCEEDED":
         gha.error(

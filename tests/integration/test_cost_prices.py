@@ -98,3 +98,18 @@ def test_the_verdict_shows_a_cost_block_of_metrics_json(tmp_path, prices):
 
     assert verdict.main(config.load({}, env)) == 0
     assert "### Cost\n\n**Estimated cost: 0.19 USD** in eastus" in (out / "summary.md").read_text()
+
+
+def test_node_seconds_from_the_nodes_the_cluster_reports():
+    start = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.timezone.utc)
+    end = start + dt.timedelta(minutes=30)
+
+    def node(size, created):
+        return {"metadata": {"name": "n", "labels": {cost.INSTANCE_TYPE_LABEL: size}, "creationTimestamp": created}}
+
+    nodes = [
+        node(D2, "2026-11-20T08:00:00Z"),  # the system pool, there before the run: the whole run
+        node(D4, "2026-12-01T10:10:00Z"),  # scaled up during the run: from then on
+        {"metadata": {"name": "virtual-kubelet", "labels": {}}},  # no VM size, no price
+    ]
+    assert cost.node_seconds(nodes, start, end) == [(D2, 1800.0), (D4, 1200.0)]
