@@ -9,9 +9,9 @@
 
 httpx with a timeout on every call and a bounded number of retries with
 backoff for what is worth retrying (connection errors, 5xx, 429, a spent rate
-limit). A 403 or 404 is the token's permissions speaking (a fork's read-only
-token, no `actions: read`): it raises Forbidden, which callers turn into a
-notice. The token goes in the Authorization header and nowhere else; httpx
+limit). A 401 or 403 is the token's permissions speaking (a fork's read-only
+token, no `actions: read`): it raises Forbidden, a 404 NotFound; callers turn
+both into notices. The token goes in the Authorization header and nowhere else; httpx
 drops that header when the artifact download is redirected to blob storage.
 """
 
@@ -53,7 +53,11 @@ class GitHubError(Exception):
 
 
 class Forbidden(GitHubError):
-    """The token may not do this (403), or may not see it (404): a fork's read-only token, a missing permission."""
+    """The token may not do this (401, 403): a fork's read-only token, a missing permission."""
+
+
+class NotFound(GitHubError):
+    """404: no such workflow (one added by this very pull request), run, artifact or issue, or none the token may see."""
 
 
 class _Transient(GitHubError):
@@ -205,8 +209,10 @@ class GitHubClient:
             rate_limited = status == 429 or (status == 403 and response.headers.get("x-ratelimit-remaining") == "0")
             if rate_limited or (status >= 500 and idempotent):
                 raise _Transient(what, status, message)
-            if status in (401, 403, 404):
+            if status in (401, 403):
                 raise Forbidden(what, status, message)
+            if status == 404:
+                raise NotFound(what, status, message)
             raise GitHubError(what, status, message)
 
         try:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gha
-from .config import Config, GitHubContext, baseline_file, metrics_json_problem
+from .config import Config, GitHubContext, VerdictOptions, baseline_file, metrics_json_problem
 from .errors import EXIT_OK, EXIT_OPERATIONAL, UserError
 
 log = logging.getLogger(__name__)
@@ -458,13 +458,19 @@ def baseline_from_file(raw: str) -> Baseline:
 
 def baseline_from_github(cfg: Config) -> BaselineLookup:
     """The base branch's newest artifact of the same name; a notice, never a failure, when there is none or no access."""
-    from .github_api import Forbidden, GitHubClient, GitHubError
+    from .github_api import Forbidden, GitHubClient, GitHubError, NotFound
 
     github = cfg.github
     name, branch = cfg.verdict.artifact_name, github.base_ref
     try:
         with GitHubClient(github.api_url, github.token, github.repository) as client:
             found = client.baseline(github.workflow_file, branch, name)
+    except NotFound as exc:
+        note = (
+            f"none yet: GitHub has no runs of {github.workflow_file} to look at ({exc}); a workflow this pull request adds "
+            "has none on the base branch until it is merged and runs there."
+        )
+        return BaselineLookup(note=note, notices=[note])
     except Forbidden as exc:
         note = f"none: the token may not read this workflow's runs or artifacts ({exc}); give the job permissions actions: read."
         return BaselineLookup(note=note, notices=[note])
@@ -638,3 +644,21 @@ def main(cfg: Config, words: tuple[str, ...] = ()) -> int:
         )
         return EXIT_OPERATIONAL
     return EXIT_OK
+
+
+def wanted(options: VerdictOptions) -> bool:
+    """True when the user asked for a verdict (a floor, a baseline or a comment): only then does `run` judge."""
+    return options.min_accuracy is not None or bool(options.baseline) or options.comment
+
+
+def after_run(cfg: Config, pipeline_exit: int) -> int:
+    """For `aks-ray run`: judge the outputs the pipeline just wrote, when a verdict was asked for.
+
+    The pipeline's own failure (1, 2, 130) is what the run returns; the verdict
+    is still written (a failed job's metrics.json gets an empty one), so the
+    summary says what was checked.
+    """
+    if not wanted(cfg.verdict) or pipeline_exit not in (EXIT_OK, EXIT_OPERATIONAL):
+        return pipeline_exit
+    verdict_exit = main(cfg, ("run",))
+    return pipeline_exit or verdict_exit

@@ -74,6 +74,8 @@ class FakeGitHub:
     # path regex -> how many of the next answers are 502s
     fail_next: dict[str, int] = field(default_factory=dict)
     page_size_cap: int = 100
+    # Workflow files the repository has, whether or not they have runs.
+    workflows: set[str] = field(default_factory=lambda: {WORKFLOW})
     url: str = ""
     blob_url: str = ""
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(900_001))
@@ -93,6 +95,7 @@ class FakeGitHub:
     ) -> dict[str, Any]:
         """A run, newest first as the API lists them; artifacts maps a name to its files."""
         run_id = next(self._ids)
+        self.workflows.add(workflow)
         number = len(self.runs) + 1
         sha = f"{run_id:040x}"[-40:]
         owner, name = self.repository.split("/")
@@ -201,6 +204,9 @@ class FakeGitHub:
         if match := re.fullmatch(r"/actions/workflows/([^/]+)/runs", rest):
             if method != "GET" or permissions.get("actions") not in ("read", "write"):
                 return 403, NOT_ACCESSIBLE, {}
+            if match.group(1) not in self.workflows:
+                # The real API's answer for a workflow file the repository does not have (yet).
+                return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"}, {}
             runs = [r for r in self.runs if r["path"].endswith("/" + match.group(1))]
             if "branch" in query:
                 runs = [r for r in runs if r["head_branch"] == query["branch"]]

@@ -343,3 +343,12 @@ def test_a_corrupt_baseline_artifact_is_a_notice(github, environ, capsys):
     train(environ, [0.96, 0.981])
     assert run_verdict(environ, baseline="auto") == 0
     assert "is not an aks-ray metrics.json" in capsys.readouterr().err
+
+
+def test_a_workflow_new_in_this_pull_request_has_no_baseline_yet(github, environ, capsys):
+    train(environ, [0.96, 0.981])
+    env = {**environ, "GITHUB_WORKFLOW_REF": f"{github.repository}/.github/workflows/brand-new.yml@refs/pull/{PR}/merge"}
+    assert run_verdict(env, baseline="auto", min_accuracy="0.9") == 0
+    err = capsys.readouterr().err
+    assert "none yet: GitHub has no runs of brand-new.yml to look at" in err and "HTTP 404: Not Found" in err
+    assert outputs(env)["verdict"] == "pass"
