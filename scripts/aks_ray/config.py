@@ -675,21 +675,16 @@ def metrics_json_problem(doc: object) -> str:
 
 
 def verdict_problems(config: Config) -> list[str]:
-    """The bad-input rules of issue 14: checked before training, so a typo costs seconds, not a run."""
+    """The bad-input rules of issue 14 that every step can check: before training, so a typo costs seconds, not a run."""
     verdict, github = config.verdict, config.github
     problems = []
     if verdict.baseline == "auto":
-        if not github.token:
-            problems.append(
-                "--baseline: auto needs the job's token; give the step GITHUB_TOKEN (env: GITHUB_TOKEN: ${{ github.token }}) "
-                "with permissions actions: read, or pass a metrics.json path"
-            )
         if not github.is_pull_request:
             problems.append(
                 f"--baseline: auto compares a pull request with its base branch, and this is a {github.event_name or 'local'} run; "
                 "use it on pull_request events only, or pass a metrics.json path"
             )
-        if github.token and github.is_pull_request and not (github.repository and github.workflow_file):
+        elif not (github.repository and github.workflow_file):
             problems.append("--baseline: auto needs GITHUB_REPOSITORY and GITHUB_WORKFLOW_REF, which GitHub sets; run it in a workflow")
     elif verdict.baseline:
         path = baseline_file(verdict.baseline)
@@ -704,6 +699,22 @@ def verdict_problems(config: Config) -> list[str]:
                 problems.append(f"--baseline: {path} {problem}; point it at the metrics.json an aks-ray run wrote")
     if verdict.max_accuracy_drop is not None and not verdict.baseline:
         problems.append("--max-accuracy-drop: needs a baseline to drop from; set --baseline (a metrics.json or auto), or drop it")
+    return problems
+
+
+def token_problems(config: Config) -> list[str]:
+    """What only the steps given the job's token can check: validate and verdict call this, no other step.
+
+    Kept out of cross_check() on purpose: every step loads the same options, and
+    asking each for GITHUB_TOKEN would hand the token to the training step too.
+    """
+    verdict, github = config.verdict, config.github
+    problems = []
+    if verdict.baseline == "auto" and not github.token:
+        problems.append(
+            "--baseline: auto needs the job's token; give the step GITHUB_TOKEN (env: GITHUB_TOKEN: ${{ github.token }}) "
+            "with permissions actions: read, or pass a metrics.json path"
+        )
     if verdict.comment and github.actions and not github.act and not github.token:
         problems.append("--comment: needs the job's token; give the step GITHUB_TOKEN with permissions pull-requests: write")
     return problems

@@ -9,12 +9,16 @@ from __future__ import annotations
 import logging
 
 from . import gha
-from .config import Config
+from .config import Config, token_problems
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def main(cfg: Config, words: tuple[str, ...]) -> int:
+    problems = token_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
     t = cfg.training
     log.info(
         "inputs are valid: target=%s, %d worker(s) x %d CPU, %d epoch(s), batch size %d, timeout %d s",

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from . import gha
-from .config import Config, GitHubContext, VerdictOptions, baseline_file, metrics_json_problem
-from .errors import EXIT_OK, EXIT_OPERATIONAL, UserError
+from .config import Config, GitHubContext, VerdictOptions, baseline_file, metrics_json_problem, token_problems
+from .errors import EXIT_OK, EXIT_OPERATIONAL, ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -574,6 +574,9 @@ def draw_curves(path: Path, doc: dict[str, Any], baseline_doc: dict[str, Any], t
 
 def main(cfg: Config, words: tuple[str, ...] = ()) -> int:
     """Judge the outputs in --output-dir; exit 1 on a fail verdict, 0 otherwise (the job's own failure is reported elsewhere)."""
+    problems = token_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
     options, output_dir = cfg.verdict, cfg.output_dir
     metrics_path = output_dir / "metrics.json"
     doc = read_json(metrics_path)

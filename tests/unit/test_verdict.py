@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -302,9 +303,6 @@ PR_ENV = {
         ),
         pytest.param({"max_accuracy_drop": "0.01"}, {}, "--max-accuracy-drop: needs a baseline", id="drop-without-baseline"),
         pytest.param({"baseline": "nope/metrics.json"}, {}, "does not exist; point it at the metrics.json", id="baseline-missing"),
-        pytest.param(
-            {"baseline": "auto"}, {**PR_ENV, "GITHUB_TOKEN": ""}, "--baseline: auto needs the job's token", id="auto-without-token"
-        ),
         pytest.param({"baseline": "auto"}, {**PR_ENV, "GITHUB_EVENT_NAME": "push"}, "this is a push run", id="auto-outside-pull-request"),
         pytest.param({"baseline": "auto"}, {}, "this is a local run", id="auto-on-a-laptop"),
         pytest.param({"artifact_name": "a/b"}, {}, "--artifact-name: 'a/b' is not a usable artifact name", id="artifact-name-slash"),
@@ -343,6 +341,28 @@ def test_good_verdict_input_is_accepted(tmp_path):
     auto = config.load({"baseline": "AUTO"}, PR_ENV)
     assert auto.verdict.baseline == "auto" and auto.github.workflow_file == "train.yml"
     assert "ghs_token" not in repr(auto)
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "expected"),
+    [
+        pytest.param({"baseline": "auto"}, PR_ENV, "--baseline: auto needs the job's token", id="auto-without-token"),
+        pytest.param({"comment": "true"}, {"GITHUB_ACTIONS": "true"}, "--comment: needs the job's token", id="comment-without-token"),
+    ],
+)
+def test_a_missing_token_is_refused_by_the_steps_that_get_it_only(flags, env, expected, tmp_path, monkeypatch, capsys):
+    env = {**env, "GITHUB_TOKEN": "", "AKS_RAY_OUTPUT_DIR": str(tmp_path / "out")}
+    # Every other step loads the same options without the token (the training step must never be given it).
+    cfg = config.load(flags, env)
+    assert config.token_problems(cfg) and not cfg.github.token
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        verdict.main(cfg)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    words = ["--baseline", "auto"] if flags.get("baseline") else ["--comment"]
+    assert cli.main(["validate", *words]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_input_exits_2_before_anything_runs(tmp_path, capsys):
