@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gha
-from .config import Config, GitHubContext, VerdictOptions, baseline_file, metrics_json_problem, token_problems
+from .config import Config, GitHubContext, baseline_file, metrics_json_problem, token_problems
 from .errors import EXIT_OK, EXIT_OPERATIONAL, ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -647,21 +647,3 @@ def main(cfg: Config, words: tuple[str, ...] = ()) -> int:
         )
         return EXIT_OPERATIONAL
     return EXIT_OK
-
-
-def wanted(options: VerdictOptions) -> bool:
-    """True when the user asked for a verdict (a floor, a baseline or a comment): only then does `run` judge."""
-    return options.min_accuracy is not None or bool(options.baseline) or options.comment
-
-
-def after_run(cfg: Config, pipeline_exit: int) -> int:
-    """For `aks-ray run`: judge the outputs the pipeline just wrote, when a verdict was asked for.
-
-    The pipeline's own failure (1, 2, 130) is what the run returns; the verdict
-    is still written (a failed job's metrics.json gets an empty one), so the
-    summary says what was checked.
-    """
-    if not wanted(cfg.verdict) or pipeline_exit not in (EXIT_OK, EXIT_OPERATIONAL):
-        return pipeline_exit
-    verdict_exit = main(cfg, ("run",))
-    return pipeline_exit or verdict_exit

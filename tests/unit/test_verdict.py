@@ -494,19 +494,3 @@ def test_the_cli_runs_the_verdict_step(tmp_path, environ, monkeypatch):
     assert cli.main(["verdict", "--min-accuracy", "0.995"]) == 1
     assert cli.main(["verdict", "--min-accuracy", "0.98"]) == 0
     assert outputs(tmp_path)["verdict"] == "pass"  # the last write wins for a step output
-
-
-@pytest.mark.parametrize(
-    ("flags", "pipeline_exit", "expected", "judged"),
-    [
-        pytest.param({}, 0, 0, False, id="no-verdict-asked"),
-        pytest.param({"min_accuracy": "0.99"}, 0, 1, True, id="floor-missed-fails-the-run"),
-        pytest.param({"min_accuracy": "0.5"}, 0, 0, True, id="floor-reached"),
-        pytest.param({"min_accuracy": "0.5"}, 1, 1, True, id="a-failed-job-stays-failed"),
-        pytest.param({"min_accuracy": "0.5"}, 130, 130, False, id="interrupted-is-not-judged"),
-    ],
-)
-def test_after_run(tmp_path, environ, flags, pipeline_exit, expected, judged):
-    train(environ, FULL, RUN_EPOCHS)
-    assert verdict.after_run(config.load(flags, environ), pipeline_exit) == expected
-    assert ("verdict" in json.loads((tmp_path / "out" / "metrics.json").read_text())) is judged
