@@ -123,8 +123,10 @@ def test_self_test_workflow_passes_under_act(tmp_path):
 
     assert returncode is not None, f"act did not finish within {DEADLINE_SECONDS} s; full log in {kept}; last lines:\n{tail}"
     assert returncode == 0, f"act exited {returncode}; full log in {kept}; last lines:\n{tail}"
-    # One local job and six bad-input cases, each ending in its own verdict.
-    assert output.count("Job succeeded") == 7, f"expected 7 succeeded jobs; full log in {kept}; last lines:\n{tail}"
+    # One local job, the verdict job and six bad-input cases, each ending in its own verdict.
+    assert output.count("Job succeeded") == 8, f"expected 8 succeeded jobs; full log in {kept}; last lines:\n{tail}"
+    # The verdict job: a baseline, then a run below its floor, failed by the verdict with job-status untouched.
+    assert "verdict=fail job-status=SUCCEEDED outcome=failure baseline-verdict=pass" in output, tail
     assert "Job failed" not in output
     # The action's outputs as the workflow's check step printed them.
     assert re.search(r"job-status=SUCCEEDED test-accuracy=[01]\.\d+ job-name=\S+ duration-seconds=\d+", output), tail
