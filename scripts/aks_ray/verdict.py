@@ -67,6 +67,13 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
+def plain_name(value: Any) -> str:
+    """A dataset name fit for a comment: the training script prints it, and a pull request's script could print
+    Markdown, HTML or @mentions that the bot would then post."""
+    text = re.sub(r"[^A-Za-z0-9._-]", "", str(value or ""))[:64]
+    return text or "unknown"
+
+
 def is_sample(dataset: dict[str, Any] | None) -> bool:
     dataset = dataset or {}
     return dataset.get("name") == SAMPLE_DATASET or dataset.get("source") == "bundled sample"
@@ -91,7 +98,7 @@ def figures(doc: dict[str, Any], timings: dict[str, Any] | None = None) -> Figur
     if accuracy is None and epochs:
         accuracy = _number(epochs[-1].get("test_accuracy"))
     return Figures(
-        dataset=str(dataset.get("name") or "unknown"),
+        dataset=plain_name(dataset.get("name")),
         sample=is_sample(dataset),
         test_accuracy=accuracy,
         test_loss=_number(epochs[-1].get("test_loss")) if epochs else _number(final.get("test_loss")),

@@ -80,6 +80,19 @@ def test_sample_labelling(dataset, sample):
     assert verdict.is_sample(dataset) is sample
 
 
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        pytest.param("mnist", "mnist", id="plain"),
+        pytest.param("@octo-org/everyone <img src=x> **bold**", "octo-orgeveryoneimgsrcxbold", id="markup-and-mentions-dropped"),
+        pytest.param("", "unknown", id="empty"),
+        pytest.param("x" * 100, "x" * 64, id="long"),
+    ],
+)
+def test_the_dataset_name_a_training_script_printed_is_posted_plain(name, shown):
+    assert verdict.figures(doc({**FULL, "name": name})).dataset == shown
+
+
 def test_a_run_with_no_epoch_has_no_figures():
     fig = verdict.figures(doc(FULL, [], status="FAILED"))
     assert fig.test_accuracy is None and fig.test_loss is None and fig.epoch_seconds is None and fig.curve_accuracy == ()
