@@ -396,7 +396,7 @@ def comment_body(
     *,
     run_url: str = "",
 ) -> str:
-    """The pull-request comment: the verdict (with comparison, curves and cost), the per-epoch table, the timings, the links."""
+    """The pull-request comment: the verdict (with comparison and curves), the per-epoch table, the timings, the cost, the links."""
     status = doc.get("status") or "unknown"
     parts = [marker, verdict_md.rstrip("\n"), ""]
     parts.append(f"Job: **{status}** on target `{doc.get('target') or '?'}`.")
@@ -405,6 +405,10 @@ def comment_body(
         parts += ["### Per epoch", "", epochs]
     if table := timings_table(timings):
         parts += ["### Timings", "", table]
+    if isinstance(doc.get("cost"), dict):  # the aks target's collection wrote it (collect.cost_estimate); summary.md has it
+        from .cost import markdown as cost_markdown
+
+        parts += ["### Cost", "", cost_markdown(doc["cost"])]
     if run_url:
         parts.append(f"[The workflow run]({run_url}) · [its artifact, with job.log, metrics.json and model.pt]({run_url}#artifacts)")
     return "\n".join(parts).rstrip("\n") + "\n"
@@ -609,10 +613,6 @@ def main(cfg: Config, words: tuple[str, ...] = ()) -> int:
             baseline_note=lookup.note,
             charts=mermaid_charts(run, base_figures),
         )
-        if isinstance(doc.get("cost"), dict):  # written by the aks target's collection (cost.cost_block)
-            from .cost import markdown as cost_markdown
-
-            section += "\n### Cost\n\n" + cost_markdown(doc["cost"])
         doc["verdict"] = verdict_block(
             decision,
             run,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from aks_ray import config, cost, verdict
+from aks_ray import cost, verdict
 
 # The stand-ins live in tests/fakes, beside the other fakes.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
@@ -87,17 +86,12 @@ def test_which_meters_count(item, counted):
     assert cost.is_pay_as_you_go_linux(item) is counted
 
 
-def test_the_verdict_shows_a_cost_block_of_metrics_json(tmp_path, prices):
-    out = tmp_path / "out"
-    out.mkdir()
-    doc = {"status": "SUCCEEDED", "job_id": "", "job_name": "j", "target": "aks", "dataset": {"name": "mnist"}, "epochs": [], "final": {}}
-    doc["final"] = {"test_accuracy": 0.98, "train_seconds": 30.0, "samples_per_second": 6000.0}
+def test_the_comment_carries_the_cost_block_of_metrics_json(prices):
+    doc = {"status": "SUCCEEDED", "target": "aks", "dataset": {"name": "mnist"}, "epochs": [], "final": {"test_accuracy": 0.98}}
     doc["cost"] = cost.estimate([(D4, 3600)], "eastus", prices_url=prices.url + "/api/retail/prices").as_dict()
-    (out / "metrics.json").write_text(json.dumps(doc))
-    env = {"AKS_RAY_OUTPUT_DIR": str(out), "GITHUB_OUTPUT": str(tmp_path / "o"), "GITHUB_STEP_SUMMARY": str(tmp_path / "s")}
-
-    assert verdict.main(config.load({}, env)) == 0
-    assert "### Cost\n\n**Estimated cost: 0.19 USD** in eastus" in (out / "summary.md").read_text()
+    body = verdict.comment_body(verdict.comment_marker("a"), "## aks-ray verdict: ✅ pass\n", doc, {"train": 1.0, "total": 1.0})
+    assert "### Cost\n\n**Estimated cost: 0.19 USD** in eastus" in body
+    assert body.index("### Timings") < body.index("### Cost")
 
 
 def test_node_seconds_from_the_nodes_the_cluster_reports():
