@@ -23,6 +23,7 @@ is replaced by "<redacted>" in the YAML files.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import logging
 import shutil
@@ -32,12 +33,12 @@ from typing import Any
 
 import yaml
 
-from . import dashboard, diagnose, gha, jobspec, kube, report
+from . import cost, dashboard, diagnose, gha, jobspec, kube, report
 from . import redact as redaction
 from .config import Config
 from .errors import AksRayError
 from .jobstatus import JobState
-from .rundir import MODEL, RunState
+from .rundir import MODEL, SUMMARY, RunState
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,22 @@ class Collector:
             log.info("copied %s from %s/%s", MODEL, self.state.namespace, head)
 
 
+def cost_estimate(cfg: Config, api: kube.Kube, state: RunState) -> dict[str, Any] | None:
+    """The aks run's estimated cost (metrics.json's `cost` block): its nodes' seconds since submission, at list price.
+
+    Never a failure: nodes that cannot be listed, or a price list out of reach, are a notice.
+    """
+    ended = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.fromtimestamp(state.created_at, dt.timezone.utc) if state.created_at else ended
+    try:
+        nodes = kube.list_nodes(api)
+    except AksRayError as exc:
+        gha.notice(f"no cost estimate: the cluster's nodes could not be listed ({exc}).", title="aks-ray: cost")
+        return None
+    # cost.PRICES_URL read here, not bound as a default, so a test can point it at a stand-in.
+    return cost.cost_block(cost.node_seconds(nodes, started, ended), cfg.azure.location, prices_url=cost.PRICES_URL)
+
+
 def collect(cfg: Config, state: RunState) -> dict[str, Any]:
     """Collect into --output-dir/k8s/, then write the same outputs as every target.
 
@@ -270,6 +287,7 @@ def collect(cfg: Config, state: RunState) -> dict[str, Any]:
             job, pods, events = Collector(cfg, api, state).run()
     except AksRayError as exc:
         unreachable = exc
+    estimate = cost_estimate(cfg, api, state) if cfg.target == "aks" and unreachable is None else None
     status = outcome_status(job, state)
     error = str(unreachable) if unreachable else ""
     if status != report.SUCCEEDED and not unreachable:
@@ -288,6 +306,12 @@ def collect(cfg: Config, state: RunState) -> dict[str, Any]:
         dashboard_command=dashboard.command_line(cfg, run) if cfg.common.keep_cluster else "",
     )
     doc = report.write_outputs(cfg, outcome)
+    if estimate is not None:
+        doc["cost"] = estimate
+        run_dir.save_metrics(doc)
+        text = "\n### Cost\n\n" + cost.markdown(estimate)
+        run_dir.write_text(SUMMARY, run_dir.path(SUMMARY).read_text(encoding="utf-8") + text)
+        gha.append_summary(cfg.github.step_summary, text)
     if unreachable is not None:
         raise unreachable
     return doc

@@ -489,6 +489,34 @@ def duration_at_most(limit_seconds: int) -> Callable[[str], int]:
     return parse
 
 
+def parse_optional_fraction(raw: str) -> float | None:
+    """A share between 0 and 1 (0.98, 0.005); empty means none."""
+    value = raw.strip()
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise Invalid(f"{raw!r} is not a number", "use a number between 0 and 1, such as 0.98 (not 98%)") from None
+    if not 0 <= number <= 1:
+        raise Invalid(f"{number:g} is outside 0..1", "use a number between 0 and 1, such as 0.98 (not 98)")
+    return number
+
+
+def parse_baseline(raw: str) -> str:
+    """'' (no baseline), 'auto' (the base branch's artifact) or a path to a metrics.json."""
+    value = raw.strip()
+    return "auto" if value.lower() == "auto" else value
+
+
+def parse_artifact_name(raw: str) -> str:
+    value = raw.strip()
+    # upload-artifact refuses these characters in a name.
+    if not value or any(c in value for c in '":<>|*?\\/\r\n'):
+        raise Invalid(f"{raw!r} is not a usable artifact name", "use letters, digits, '-', '_' and '.', such as aks-ray-output")
+    return value
+
+
 def parse_log_level(raw: str) -> str:
     return choice("debug", "info", "warning", "error")(raw).upper()
 
@@ -676,6 +704,37 @@ class SweepOptions:
 
 
 @dataclass(frozen=True)
+class VerdictOptions:
+    """What makes a run pass or fail beyond its job state: a floor, a baseline, a comment (issue 14)."""
+
+    min_accuracy: float | None = option(
+        "", "fail the verdict when the final test accuracy is below this (0..1, such as 0.98); empty: no floor", parse_optional_fraction
+    )
+    baseline: str = option(
+        "",
+        "metrics.json of an earlier run to compare with, or auto: the newest artifact of artifact-name from this workflow "
+        "on the pull request's base branch (needs GITHUB_TOKEN with actions: read); empty: no comparison",
+        parse_baseline,
+    )
+    max_accuracy_drop: float | None = option(
+        "",
+        "fail the verdict when test accuracy fell by more than this below the baseline's (0..1, such as 0.005); empty: no limit",
+        parse_optional_fraction,
+    )
+    comment: bool = option(
+        "false",
+        "post the report as one comment on the pull request, updated in place by later runs (needs pull-requests: write)",
+        parse_bool,
+        is_flag=True,
+    )
+    artifact_name: str = option(
+        "aks-ray-output",
+        "name the output folder is uploaded as; baseline auto looks for an artifact of this name on the base branch",
+        parse_artifact_name,
+    )
+
+
+@dataclass(frozen=True)
 class GitHubContext:
     """What GitHub Actions (or act) tells a step through the environment. Not flags."""
 
@@ -694,11 +753,29 @@ class GitHubContext:
     oidc_request_url: str = ""
     # A bearer token: never printed (repr=False) and never written anywhere.
     oidc_request_token: str = field(default="", repr=False)
+    # For the verdict (issue 14): the REST API, the pull request's base branch, this workflow's file.
+    api_url: str = "https://api.github.com"
+    server_url: str = "https://github.com"
+    base_ref: str = ""
+    workflow_ref: str = ""
+    event_path: Path | None = None
+    # The job's GITHUB_TOKEN, when the step is given it: never printed (repr=False) and never written anywhere.
+    token: str = field(default="", repr=False)
 
     @property
     def pull_request(self) -> str:
         match = re.match(r"^refs/pull/(\d+)/", self.ref)
         return match.group(1) if match else ""
+
+    @property
+    def is_pull_request(self) -> bool:
+        return self.event_name in ("pull_request", "pull_request_target") and bool(self.base_ref)
+
+    @property
+    def workflow_file(self) -> str:
+        """This workflow's file name ('ci.yml'), from 'owner/repo/.github/workflows/ci.yml@refs/...'."""
+        path = self.workflow_ref.partition("@")[0]
+        return path.rsplit("/", 1)[-1] if "/.github/workflows/" in path else ""
 
 
 @dataclass(frozen=True)
@@ -708,6 +785,7 @@ class Config:
     kube: KubeOptions = field(default_factory=KubeOptions)
     azure: AzureOptions = field(default_factory=AzureOptions)
     sweep: SweepOptions = field(default_factory=SweepOptions)
+    verdict: VerdictOptions = field(default_factory=VerdictOptions)
     github: GitHubContext = field(default_factory=GitHubContext)
     # The command-line flags this Config was loaded from, so reload() can read the environment again.
     flags: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -740,6 +818,7 @@ SECTIONS: dict[str, type] = {
     "kube": KubeOptions,
     "azure": AzureOptions,
     "sweep": SweepOptions,
+    "verdict": VerdictOptions,
 }
 
 
@@ -783,6 +862,12 @@ def _github_context(environ: Mapping[str, str]) -> GitHubContext:
         runner_temp=path("RUNNER_TEMP"),
         oidc_request_url=environ.get("ACTIONS_ID_TOKEN_REQUEST_URL", ""),
         oidc_request_token=environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", ""),
+        api_url=environ.get("GITHUB_API_URL", "").rstrip("/") or GitHubContext.api_url,
+        server_url=environ.get("GITHUB_SERVER_URL", "").rstrip("/") or GitHubContext.server_url,
+        base_ref=environ.get("GITHUB_BASE_REF", ""),
+        workflow_ref=environ.get("GITHUB_WORKFLOW_REF", ""),
+        event_path=path("GITHUB_EVENT_PATH"),
+        token=environ.get("GITHUB_TOKEN", ""),
     )
 
 
@@ -855,9 +940,76 @@ def links_leaving(directory: Path) -> list[str]:
     return found
 
 
+METRICS_JSON_KEYS = ("status", "target", "dataset", "epochs", "final")
+
+
+def baseline_file(raw: str) -> Path:
+    """The metrics.json a --baseline path names: the file itself, or the one in a folder (an unpacked artifact)."""
+    path = Path(raw).expanduser()
+    return path / "metrics.json" if path.is_dir() else path
+
+
+def metrics_json_problem(doc: object) -> str:
+    """Why a parsed JSON document is not a metrics.json this project wrote ('' when it is one)."""
+    if not isinstance(doc, dict):
+        return "is not a JSON object"
+    missing = [key for key in METRICS_JSON_KEYS if key not in doc]
+    if missing:
+        return f"lacks {', '.join(missing)}, so it is not an aks-ray metrics.json"
+    if not isinstance(doc["epochs"], list) or not isinstance(doc["final"], dict):
+        return "has epochs or final of the wrong type, so it is not an aks-ray metrics.json"
+    return ""
+
+
+def verdict_problems(config: Config) -> list[str]:
+    """The bad-input rules of issue 14 that every step can check: before training, so a typo costs seconds, not a run."""
+    verdict, github = config.verdict, config.github
+    problems = []
+    if verdict.baseline == "auto":
+        if not github.is_pull_request:
+            problems.append(
+                f"--baseline: auto compares a pull request with its base branch, and this is a {github.event_name or 'local'} run; "
+                "use it on pull_request events only, or pass a metrics.json path"
+            )
+        elif not (github.repository and github.workflow_file):
+            problems.append("--baseline: auto needs GITHUB_REPOSITORY and GITHUB_WORKFLOW_REF, which GitHub sets; run it in a workflow")
+    elif verdict.baseline:
+        path = baseline_file(verdict.baseline)
+        if not path.is_file():
+            problems.append(f"--baseline: {path} does not exist; point it at the metrics.json of an earlier run, or use auto")
+        else:
+            try:
+                problem = metrics_json_problem(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                problem = f"is not readable JSON ({exc.__class__.__name__})"
+            if problem:
+                problems.append(f"--baseline: {path} {problem}; point it at the metrics.json an aks-ray run wrote")
+    if verdict.max_accuracy_drop is not None and not verdict.baseline:
+        problems.append("--max-accuracy-drop: needs a baseline to drop from; set --baseline (a metrics.json or auto), or drop it")
+    return problems
+
+
+def token_problems(config: Config) -> list[str]:
+    """What only the steps given the job's token can check: validate and verdict call this, no other step.
+
+    Kept out of cross_check() on purpose: every step loads the same options, and
+    asking each for GITHUB_TOKEN would hand the token to the training step too.
+    """
+    verdict, github = config.verdict, config.github
+    problems = []
+    if verdict.baseline == "auto" and not github.token:
+        problems.append(
+            "--baseline: auto needs the job's token; give the step GITHUB_TOKEN (env: GITHUB_TOKEN: ${{ github.token }}) "
+            "with permissions actions: read, or pass a metrics.json path"
+        )
+    if verdict.comment and github.actions and not github.act and not github.token:
+        problems.append("--comment: needs the job's token; give the step GITHUB_TOKEN with permissions pull-requests: write")
+    return problems
+
+
 def cross_check(config: Config) -> list[str]:
     """Problems that involve more than one option, or the filesystem."""
-    problems = []
+    problems = verdict_problems(config)
     training, azure = config.training, config.azure
     if not training.training_dir.is_dir():
         problems.append(f"--training-dir: {training.training_dir} is not a directory; point it at the folder holding your training code")

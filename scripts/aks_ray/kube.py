@@ -176,6 +176,11 @@ def run_pods(kube: Kube, run: RunIdentity, rayjob: dict[str, Any] | None) -> lis
     return pods
 
 
+def list_nodes(kube: Kube) -> list[dict[str, Any]]:
+    nodes = call("list nodes", lambda: kube.core.list_node())
+    return [kube.to_dict(node) for node in nodes.items]
+
+
 def list_events(kube: Kube, namespace: str) -> list[dict[str, Any]]:
     events = call(f"list events in {namespace}", lambda: kube.core.list_namespaced_event(namespace))
     return [kube.to_dict(event) for event in events.items]

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from . import cleanup, collect, commandline, config, credentials, infra, job, local, operator, rayjob, report, validate
+from . import cleanup, collect, commandline, config, credentials, infra, job, local, operator, rayjob, report, validate, verdict
 from .config import TARGETS, Config
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OPERATIONAL, AksRayError
 from .rundir import CANCELLED, FAILURE, SUCCESS, StepRecord
@@ -160,6 +160,18 @@ STEPS: tuple[Step, ...] = (
         function=collect.main,
         sections=("common", "training", "kube"),
         help="gather logs, events, metrics and the model into --output-dir",
+        timed=False,
+    ),
+    Step(
+        "verdict",
+        "Judge the model",
+        "Floor and baseline decide pass or fail once the outputs exist, before they are uploaded (issue 14).\n"
+        "The only step after validate given the job's token: baseline auto reads artifacts, comment writes to the pull request.",
+        command=("verdict",),
+        function=verdict.main,
+        sections=("common", "verdict"),
+        help="judge metrics.json in --output-dir: floor, baseline comparison, report (and PR comment); exit 1 on fail",
+        # Not a phase of the run: the total time it compares must not include its own API calls.
         timed=False,
     ),
     Step(

@@ -30,6 +30,9 @@ VENV_BIN = "ACTION_VENV_BIN: ${{ steps.install.outputs.bin }}"
 PYTHON = "PYTHON: ${{ steps.python.outputs.python-path || 'python3' }}"
 OUTPUT_DIR = "${{ steps.local.outputs.artifacts-path || steps.collect.outputs.artifacts-path || steps.validate.outputs.output-dir }}"
 UNDER_ACT, NOT_UNDER_ACT = "env.ACT == 'true'", "env.ACT != 'true'"
+# The job's token, for the two steps that need it (baseline auto, comment) and for no other: never the training.
+TOKEN_ENV = "GITHUB_TOKEN: ${{ github.token }}"  # noqa: S105 (an expression GitHub fills in, not a secret)
+TOKEN_STEPS = ("validate", "verdict")
 SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0"
 UPLOAD_ARTIFACT = "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02 # v4.6.2"
 SETUP_TERRAFORM = "hashicorp/setup-terraform@dfe3c3f87815947d99a8997f908cb6525fc44e9e # v4.0.1"
@@ -106,7 +109,7 @@ def render_step(step: pipeline.Step) -> str:
         return block(
             step.why,
             [f"name: {title(step)}", "id: validate", *if_line(condition(step)), "shell: bash", "env:"],
-            [f"  {INPUTS_ENV}", f"  {PYTHON}", '  PYTHONSAFEPATH: "1"', "run: |"],
+            [f"  {INPUTS_ENV}", f"  {PYTHON}", f"  {TOKEN_ENV}", '  PYTHONSAFEPATH: "1"', "run: |"],
             ['  export PYTHONPATH="$GITHUB_ACTION_PATH/scripts"', '  exec "$PYTHON" -m aks_ray.validate'],
         )
     if step.id == "install":
@@ -166,7 +169,7 @@ def render_step(step: pipeline.Step) -> str:
             block(
                 step.why,
                 [f"name: {title(step)}", *if_line(both(condition(step), NOT_UNDER_ACT)), f"uses: {UPLOAD_ARTIFACT}", "with:"],
-                ["  name: ${{ inputs.artifact-name }}", f"  path: {OUTPUT_DIR}", "  if-no-files-found: warn"],
+                ["  name: ${{ steps.validate.outputs.artifact-name }}", f"  path: {OUTPUT_DIR}", "  if-no-files-found: warn"],
             )
             + "\n"
             + block(
@@ -185,7 +188,8 @@ def render_step(step: pipeline.Step) -> str:
     return block(
         step.why,
         [f"name: {title(step)}", f"id: {step.id}", *if_line(condition(step)), "shell: bash", "env:"],
-        [f"  {INPUTS_ENV}", f"  {VENV_BIN}", f'run: exec "$ACTION_VENV_BIN/aks-ray" {" ".join(step.command)}'],
+        [f"  {INPUTS_ENV}", f"  {VENV_BIN}", *([f"  {TOKEN_ENV}"] if step.id in TOKEN_STEPS else [])],
+        [f'run: exec "$ACTION_VENV_BIN/aks-ray" {" ".join(step.command)}'],
     )
 
 

@@ -41,6 +41,7 @@ class FakeCluster:
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.logs: dict[tuple[str, str, str], str] = {}
         self.events: list[dict[str, Any]] = []
+        self.nodes: list[dict[str, Any]] = []
         # Statuses the RayJob goes through, one per read; the last one stays.
         self.status_script: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
@@ -116,6 +117,8 @@ class FakeCluster:
                     return 400, {"kind": "Status", "code": 400, "message": "previous terminated container not found"}
                 text = self.logs.get((m[1], m[2], container))
                 return (200, text) if text is not None else self.not_found()
+            if path == "/api/v1/nodes" and method == "GET":
+                return 200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": self.nodes}
             if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/events", path):
                 return 200, {
                     "kind": "EventList",

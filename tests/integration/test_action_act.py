@@ -127,13 +127,15 @@ def test_self_test_workflow_passes_under_act(tmp_path):
 
     assert returncode is not None, f"act did not finish within {DEADLINE_SECONDS} s; full log in {kept}; last lines:\n{tail}"
     assert returncode == 0, f"act exited {returncode}; full log in {kept}; last lines:\n{tail}"
-    # One local job and four bad-input cases, each ending in its own verdict.
-    assert output.count("Job succeeded") == 5, f"expected 5 succeeded jobs; full log in {kept}; last lines:\n{tail}"
+    # One local job, the verdict job and six bad-input cases, each ending in its own verdict.
+    assert output.count("Job succeeded") == 8, f"expected 8 succeeded jobs; full log in {kept}; last lines:\n{tail}"
+    # The verdict job: a baseline, then a run below its floor, failed by the verdict with job-status untouched.
+    assert "verdict=fail job-status=SUCCEEDED outcome=failure baseline-verdict=pass" in output, tail
     assert "Job failed" not in output
     # The action's outputs as the workflow's check step printed them.
     assert re.search(r"job-status=SUCCEEDED test-accuracy=[01]\.\d+ job-name=\S+ duration-seconds=\d+", output), tail
     # The bad-input jobs stopped at validation, naming the bad input.
-    for named in ("--target", "--workers", "--job-name", "--training-dir"):
+    for named in ("--target", "--workers", "--job-name", "--training-dir", "--min-accuracy", "--baseline"):
         assert re.search(rf"::error title=aks-ray%3A invalid input::[^\n]*{re.escape(named)}", output), (
             f"no validation error naming {named}"
         )

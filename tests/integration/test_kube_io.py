@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,48 @@ def test_collect_without_a_cluster_still_writes_the_outputs(tmp_path, fake):
     doc = json.loads((cfg.output_dir / "metrics.json").read_text())
     assert doc["status"] == "FAILED" and doc["final"]["test_accuracy"] == 0.81, "metrics recovered from the streamed log"
     assert "gone-kubeconfig" in (cfg.output_dir / "summary.md").read_text()
+
+
+def aks_node(name: str, vm_size: str, created: str) -> dict:
+    """A Node as AKS reports it: its VM size in the well-known instance-type label."""
+    labels = {"node.kubernetes.io/instance-type": vm_size, "kubernetes.azure.com/agentpool": name.split("-")[1]}
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels, "creationTimestamp": created}}
+
+
+def test_collect_on_aks_adds_a_cost_estimate_from_the_nodes_and_the_price_list(tmp_path, fake, monkeypatch):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
+    from retail_prices import FakeRetailPrices
+    from retail_prices import serve as serve_prices
+
+    from aks_ray import cost
+
+    cluster, kubeconfig = fake
+    cfg = make_cfg(tmp_path, kubeconfig, AKS_RAY_TARGET="aks", AKS_RAY_INFRA_MODE="skip", AKS_RAY_LOCATION="eastus")
+    state = job.submit(cfg)
+    (cfg.output_dir / "job.log").write_text(driver_log())
+    cluster.nodes = [
+        aks_node("aks-system-12345678-vmss000000", "Standard_D2s_v5", "2026-11-01T00:00:00Z"),
+        aks_node("aks-ray-12345678-vmss000000", "Standard_D4s_v5", "2026-11-01T00:00:00Z"),
+    ]
+    prices = FakeRetailPrices()
+    prices.add("Standard_D2s_v5", "eastus", 0.096)
+    prices.add("Standard_D4s_v5", "eastus", 0.192)
+    with serve_prices(prices):
+        monkeypatch.setattr(cost, "PRICES_URL", prices.url + "/api/retail/prices")
+        doc = collect.collect(cfg, state)
+
+    block = json.loads((cfg.output_dir / "metrics.json").read_text())["cost"]
+    assert block == doc["cost"] and block["estimate"] is True and block["region"] == "eastus"
+    assert [line["vm_size"] for line in block["lines"]] == ["Standard_D2s_v5", "Standard_D4s_v5"]
+    assert all(line["hourly_price"] for line in block["lines"]) and block["unpriced"] == []
+    assert "### Cost" in (cfg.output_dir / "summary.md").read_text()
+
+
+def test_collect_on_kubeconfig_has_no_cost_line(tmp_path, fake):
+    cluster, kubeconfig = fake
+    cfg = make_cfg(tmp_path, kubeconfig)
+    state = job.submit(cfg)
+    (cfg.output_dir / "job.log").write_text(driver_log())
+    doc = collect.collect(cfg, state)
+    assert "cost" not in doc and "### Cost" not in (cfg.output_dir / "summary.md").read_text()
+    assert ("GET", "/api/v1/nodes") not in cluster.requests

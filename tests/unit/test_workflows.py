@@ -15,7 +15,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
 EXAMPLE = ROOT / "examples" / "pr-validation.yml"
-WORKFLOW_FILES = [*sorted(WORKFLOW_DIR.glob("*.yml")), EXAMPLE]
+VERDICT_EXAMPLE = ROOT / "examples" / "model-verdict.yml"
+WORKFLOW_FILES = [*sorted(WORKFLOW_DIR.glob("*.yml")), EXAMPLE, VERDICT_EXAMPLE]
 # The example refers to the published action the way a user's workflow does.
 PUBLISHED_ACTION = "your-org/aks-ray-action@v1"
 
@@ -75,7 +76,7 @@ def test_permissions_are_declared_at_the_top(path):
 def test_remote_actions_are_pinned_by_commit(path):
     for job_id, step in steps(load(path)):
         uses = step.get("uses")
-        if not uses or uses == "./" or (path == EXAMPLE and uses == PUBLISHED_ACTION):
+        if not uses or uses == "./" or (path in (EXAMPLE, VERDICT_EXAMPLE) and uses == PUBLISHED_ACTION):
             continue
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), f"{job_id}: {uses} is not pinned by commit SHA"
 
@@ -168,4 +169,44 @@ def test_the_inputs_a_workflow_gives_the_action_validate(step, monkeypatch, tmp_
             # Repository variables hold the Azure IDs; other expressions are a pull request's number.
             value = re.sub(r"\$\{\{ vars\.AZURE_\w+ \}\}", "00000000-0000-0000-0000-000000000001", str(value))
             monkeypatch.setenv(options[name], re.sub(r"\$\{\{[^}]*\}\}", "1", value))
+    assert cli.main(["validate"]) == 0
+
+
+def test_verdict_example_makes_the_baseline_on_push_and_judges_pull_requests():
+    document = load(VERDICT_EXAMPLE)
+    assert document["on"]["push"]["branches"] == ["main"] and "pull_request" in document["on"]
+    assert document["permissions"] == {"contents": "read"}
+    baseline, judge = document["jobs"]["baseline"], document["jobs"]["verdict"]
+    assert baseline["if"] == "github.event_name == 'push'" and judge["if"] == "github.event_name == 'pull_request'"
+    assert baseline["permissions"] == {"contents": "read"}
+    assert judge["permissions"] == {"contents": "read", "actions": "read", "pull-requests": "write"}
+    make, compare = (next(s for s in job["steps"] if s.get("uses") == PUBLISHED_ACTION)["with"] for job in (baseline, judge))
+    # The same artifact name (baseline auto finds it by name) and the same training, or the comparison measures the settings.
+    for name in ("artifact-name", "target", "training-dir", "dataset", "epochs"):
+        assert make[name] == compare[name], name
+    assert "baseline" not in make and "comment" not in make
+    assert compare["baseline"] == "auto" and compare["comment"] == "true"
+    assert float(compare["min-accuracy"]) > 0.9 and float(compare["max-accuracy-drop"]) < 0.05
+    check = judge["steps"][-1]
+    assert check["env"]["VERDICT"] == "${{ steps.train.outputs.verdict }}"
+
+
+@pytest.mark.parametrize("job_id, event", [("baseline", "push"), ("verdict", "pull_request")])
+def test_verdict_example_inputs_validate_for_their_event(job_id, event, monkeypatch, tmp_path):
+    from aks_ray import cli, config
+
+    job = load(VERDICT_EXAMPLE)["jobs"][job_id]
+    step = next(s for s in job["steps"] if s.get("uses") == PUBLISHED_ACTION)
+    monkeypatch.chdir(ROOT)
+    options = {config.flag_name(f): config.env_name(f) for s in config.SECTIONS.values() for f in dataclasses.fields(s)}
+    context = {
+        "GITHUB_EVENT_NAME": event,
+        "GITHUB_BASE_REF": "main" if event == "pull_request" else "",
+        "GITHUB_TOKEN": "ghs_example",
+        "GITHUB_REPOSITORY": "you/yours",
+        "GITHUB_WORKFLOW_REF": "you/yours/.github/workflows/model-verdict.yml@refs/pull/1/merge",
+        "AKS_RAY_OUTPUT_DIR": str(tmp_path / "out"),
+    }
+    for name, value in {**context, **{options[k]: str(v) for k, v in step["with"].items() if k in options}}.items():
+        monkeypatch.setenv(name, value)
     assert cli.main(["validate"]) == 0
