@@ -190,7 +190,14 @@ def test_only_the_local_target_installs_the_training_extra():
     (install,) = [s for s in STEPS if "pip install" in s.get("run", "")]
     assert install["id"] == "install" and "if" not in install
     assert install["env"]["TARGET"] == "${{ steps.validate.outputs.target }}"
-    assert 'if [[ "$TARGET" == local ]]; then package="$package[train]"; fi' in install["run"]
+    assert 'if [[ "$TARGET" == local ]]; then lock="$action/requirements/action-train.txt"; fi' in install["run"]
+
+
+def test_the_install_takes_only_hash_locked_dependencies():
+    (install,) = [s for s in STEPS if "pip install" in s.get("run", "")]
+    first, second = [line for line in install["run"].splitlines() if "pip install" in line]
+    assert "--require-hashes --no-deps -r" in first, "every dependency from the lock, with its hashes"
+    assert "--no-deps --no-index" in second and "--editable" in second, "the action itself adds nothing from an index"
 
 
 def test_the_inputs_document_reaches_the_options(tmp_path):
