@@ -621,6 +621,12 @@ class KubeOptions:
     ray_image: str = option(
         versions.RAY_IMAGE, "Ray container image for head and workers: repository:tag, optionally @sha256:<digest>", parse_image
     )
+    install_torch: str = option(
+        "auto",
+        f"pip-install torch=={versions.TORCH_VERSION} in the Ray pods at run time: auto (unless the ray-image tag names "
+        f"torch{versions.TORCH_VERSION}, as an image built with it does), always, or never (the image has it)",
+        choice("auto", "always", "never"),
+    )
     head_cpus: str = option(
         "1",
         "CPUs requested by the Ray head pod, a Kubernetes quantity (1, 0.5, 500m); the head runs the driver, no training",

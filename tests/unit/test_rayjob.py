@@ -173,6 +173,24 @@ def test_entrypoint_runtime_env_and_deadlines(tmp_path):
     assert (spec["backoffLimit"], spec["submitterConfig"]["backoffLimit"]) == (0, 1)
 
 
+@pytest.mark.parametrize(
+    ("image", "choice", "installs"),
+    [
+        ("rayproject/ray:2.60.0-py311-cpu", "auto", True),  # the default image has no torch
+        (f"localhost/aks-ray/ray:2.60.0-py311-torch{versions.TORCH_VERSION}", "auto", False),
+        (f"myacr.azurecr.io/ray:2.60.0-torch{versions.TORCH_VERSION}@sha256:{'a' * 64}", "auto", False),
+        ("myacr.azurecr.io/ray:2.60.0-torch2.1.0", "auto", True),  # another torch: the pin is installed
+        (f"registry:5000/torch{versions.TORCH_VERSION}/ray:2.60.0", "auto", True),  # the path says nothing; the tag does
+        (f"localhost/aks-ray/ray:2.60.0-py311-torch{versions.TORCH_VERSION}", "always", True),
+        ("rayproject/ray:2.60.0-py311-cpu", "never", False),
+    ],
+)
+def test_torch_is_installed_only_where_the_image_lacks_it(tmp_path, image, choice, installs):
+    env = yaml.safe_load(job_of(make_cfg(tmp_path, AKS_RAY_RAY_IMAGE=image, AKS_RAY_INSTALL_TORCH=choice))["spec"]["runtimeEnvYAML"])
+    assert ("pip" in env) is installs
+    assert env["working_dir"] == rayjob.SUBMITTER_TRAINING_DIR and env["env_vars"]["PYTHONUNBUFFERED"] == "1"
+
+
 def test_token_authentication_stays_on(tmp_path):
     job = job_of(make_cfg(tmp_path))
     assert job["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
