@@ -15,6 +15,7 @@ Configuration, from the environment:
   AKS_RAY_E2E_KUBECONFIG   kubeconfig of an existing cluster (skips kind)
   AKS_RAY_E2E_CONTEXT      its context (default: the current one)
   AKS_RAY_E2E_RAY_IMAGE    Ray image for the RayJob (default: the project's pin)
+  AKS_RAY_E2E_TORCH_IMAGE  an image whose tag names the pinned torch, for the whole-run test (tests/cluster's)
   AKS_RAY_E2E_CHART        KubeRay chart: repository URL or local folder (default: the
                            shared fixture when present, else KubeRay's repository)
   AKS_RAY_E2E_TIMEOUT      deadline of one training run (default 30m)

@@ -217,6 +217,9 @@ def test_run_executes_the_whole_step_list_with_the_inputs_as_one_document(run_en
     inputs = {
         name.removeprefix("AKS_RAY_").lower().replace("_", "-"): value for name, value in run_env.items() if name.startswith("AKS_RAY_")
     }
+    # An image whose tag names the pinned torch (the project's test cluster has one): no pip runtime environment.
+    if os.environ.get("AKS_RAY_E2E_TORCH_IMAGE"):
+        inputs["ray-image"] = os.environ["AKS_RAY_E2E_TORCH_IMAGE"]
     env = {name: value for name, value in run_env.items() if not name.startswith("AKS_RAY_")}
     env["AKS_RAY_INPUTS"] = json.dumps(inputs)
 
@@ -230,6 +233,10 @@ def test_run_executes_the_whole_step_list_with_the_inputs_as_one_document(run_en
     timings = json.loads((out / "timings.json").read_text())
     assert {"operator", "submit", "wait", "collect", "cleanup"} <= set(timings)
     assert timings["total"] >= timings["wait"] > 0
+    sys.stderr.write(f"aks-ray run --target kubeconfig timings: {json.dumps(timings)}\n")
+    runtime_env = yaml.safe_load((out / "k8s/rayjob.yaml").read_text())["spec"]["runtimeEnvYAML"]
+    if os.environ.get("AKS_RAY_E2E_TORCH_IMAGE"):
+        assert "pip" not in yaml.safe_load(runtime_env), "an image with the pinned torch installs nothing"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "SUCCEEDED" and metrics["target"] == "kubeconfig" and "failed_step" not in metrics
     assert metrics["dataset"]["name"] == "mnist-sample" and metrics["final"]["test_accuracy"] > 0.3
