@@ -42,6 +42,9 @@ DEFAULT_TERRAFORM_DIR = PROJECT_ROOT / "terraform"
 
 TARGETS = ("local", "kubeconfig", "aks")
 INFRA_MODES = ("apply", "reuse", "skip")
+# The events whose runs may carry a pull request's code (pull_request_target checks out the base, but a workflow
+# that checks out the head runs it with the base's secrets and identity).
+PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 DESTROY_POLICIES = ("never", "always", "on-success")
 DATASETS = ("auto", "full", "sample")
 
@@ -676,6 +679,14 @@ class AzureOptions:
         "apply", "apply (create or update), reuse (use the cluster as it is) or skip (no Azure calls)", choice(*INFRA_MODES)
     )
     destroy_policy: str = option("always", "when to destroy the Azure resources: never, always or on-success", choice(*DESTROY_POLICIES))
+    allow_pull_request_infra: bool = option(
+        "false",
+        "let a run triggered by a pull request create or change the Azure infrastructure (--infra-mode apply) and install the "
+        "KubeRay operator; without it such a run is refused: the pull request's code, workflow file included, would hold "
+        "an identity that can rebuild the cluster",
+        parse_bool,
+        is_flag=True,
+    )
     terraform_dir: Path = option(str(DEFAULT_TERRAFORM_DIR), "Terraform configuration to plan and apply", parse_path)
     tf_backend_config: tuple[tuple[str, str], ...] = option(
         "",
@@ -766,6 +777,11 @@ class GitHubContext:
     def pull_request(self) -> str:
         match = re.match(r"^refs/pull/(\d+)/", self.ref)
         return match.group(1) if match else ""
+
+    @property
+    def triggered_by_pull_request(self) -> bool:
+        """A run of a pull request's event, whatever its branch: the code and the workflow file may be the pull request's."""
+        return self.event_name in PULL_REQUEST_EVENTS
 
     @property
     def is_pull_request(self) -> bool:
@@ -1035,9 +1051,9 @@ def cross_check(config: Config) -> list[str]:
     if config.target == "aks" and azure.infra_mode != "skip" and not azure.azure_subscription_id:
         problems.append("--azure-subscription-id: required for the aks target; set it (or ARM_SUBSCRIPTION_ID)")
     if config.target == "aks":
-        problem = kept_cluster_without_backend(azure)
-        if problem:
-            problems.append(problem)
+        for problem in (kept_cluster_without_backend(azure), pull_request_infra(config)):
+            if problem:
+                problems.append(problem)
     if config.target == "aks" and config.github.actions and not config.github.act:
         for name in ("azure_client_id", "azure_tenant_id"):
             if not getattr(azure, name):
@@ -1071,6 +1087,25 @@ def kept_cluster_without_backend(azure: AzureOptions) -> str | None:
         "stays on this runner and is lost with it, so no later run could reuse or destroy the cluster; "
         "set --tf-backend-config (README, 'Terraform state'), or use --destroy-policy always, "
         "or --infra-mode reuse for a cluster made elsewhere"
+    )
+
+
+def pull_request_infra(config: Config) -> str | None:
+    """A pull request's run that would create or change the Azure infrastructure, without the workflow's explicit opt-in.
+
+    On pull_request the workflow file is the pull request's own, so whatever identity
+    the job can sign in as, the pull request's author holds: an identity that may
+    apply Terraform may also delete or rebuild the cluster. Such runs use the
+    pull-request identity and --infra-mode reuse (README, "Two identities").
+    """
+    github, azure = config.github, config.azure
+    if not github.triggered_by_pull_request or azure.infra_mode != "apply" or azure.allow_pull_request_infra:
+        return None
+    return (
+        f"--infra-mode: apply on a {github.event_name} run would let the pull request's code create or change the Azure "
+        "infrastructure with the cluster identity; use --infra-mode reuse with the pull-request identity (README, "
+        "'Two identities'), apply from the default branch, a schedule or a protected environment, or set "
+        "--allow-pull-request-infra true to accept that risk"
     )
 
 
