@@ -171,6 +171,14 @@ def parse_dns_label(raw: str) -> str:
     return value
 
 
+def parse_namespaces(raw: str) -> tuple[str, ...]:
+    """'aks-ray-pr,ml-pr' -> the namespaces, each a Kubernetes name; at least one."""
+    names = tuple(parse_dns_label(part) for part in raw.split(",") if part.strip())
+    if not names:
+        raise Invalid("no namespace is given", "give at least one namespace, such as aks-ray-pr")
+    return names
+
+
 def parse_optional_dns_label(raw: str) -> str | None:
     return parse_dns_label(raw) if raw.strip() else None
 
@@ -686,6 +694,17 @@ class AzureOptions:
         "an identity that can rebuild the cluster",
         parse_bool,
         is_flag=True,
+    )
+    pull_request_principal_id: str | None = option(
+        "",
+        "object ID of the pull-request identity's service principal: infra apply gives it the AKS Cluster User Role on the "
+        "cluster and the RBAC Writer role on --pull-request-namespaces, nothing else; empty: none",
+        parse_optional_uuid,
+    )
+    pull_request_namespaces: tuple[str, ...] = option(
+        "aks-ray-pr",
+        "namespaces pull requests train in (comma-separated), where --pull-request-principal-id may run jobs",
+        parse_namespaces,
     )
     terraform_dir: Path = option(str(DEFAULT_TERRAFORM_DIR), "Terraform configuration to plan and apply", parse_path)
     tf_backend_config: tuple[tuple[str, str], ...] = option(
