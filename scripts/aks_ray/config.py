@@ -1128,6 +1128,22 @@ def pull_request_infra(config: Config) -> str | None:
     )
 
 
+def operator_left_to_cluster(config: Config) -> str:
+    """Why `operator install` leaves the operator alone on this run ('' when it installs it).
+
+    On a pull request's aks run the operator is the cluster's: its CRDs and
+    ClusterRoles are cluster-wide, which the pull-request identity may not touch,
+    and the cluster workflow installs it. A missing operator is then found by
+    the RayJob's server-side dry run at submit, which says so.
+    """
+    if config.target != "aks" or not config.github.triggered_by_pull_request or config.azure.allow_pull_request_infra:
+        return ""
+    return (
+        f"a {config.github.event_name} run on the aks target uses the cluster's KubeRay operator as it is; installing it is "
+        "the cluster workflow's (allow-pull-request-infra lets this run do it)"
+    )
+
+
 def running_in_actions(environ: Mapping[str, str] | None = None) -> bool:
     """True under GitHub Actions or act, where annotations are workflow commands."""
     environ = os.environ if environ is None else environ

@@ -49,23 +49,8 @@ class Step:
     help: str = ""
     timed: bool = True  # False for steps that time their own phases (collect, local) or none (validate)
     recorded: bool = True  # False for validate, which writes nothing: bad input leaves no output folder
-
-
-def operator_step(cfg: Config) -> int:
-    """Install the KubeRay operator, except on a pull request's aks run: there it is the cluster's.
-
-    The operator is cluster-wide (CRDs, ClusterRoles), which the pull-request
-    identity may not touch; the cluster workflow installs it. A missing operator
-    is then found by the RayJob's server-side dry run at submit, which says so.
-    """
-    if cfg.target == "aks" and cfg.github.triggered_by_pull_request and not cfg.azure.allow_pull_request_infra:
-        log.info(
-            "a %s run on the aks target uses the cluster's KubeRay operator as it is: installing it is the cluster workflow's "
-            "(allow-pull-request-infra lets this run do it)",
-            cfg.github.event_name,
-        )
-        return EXIT_OK
-    return operator.main(cfg)
+    # Why this step does nothing for this configuration ('' when it runs): it then succeeds at once, saying so.
+    skip_when: Callable[[Config], str] | None = None
 
 
 STEPS: tuple[Step, ...] = (
@@ -132,7 +117,8 @@ STEPS: tuple[Step, ...] = (
         "The RayJob needs the KubeRay operator and its CRDs on the cluster.",
         targets=KUBE_TARGETS,
         command=("operator", "install"),
-        function=operator_step,
+        function=operator.main,
+        skip_when=config.operator_left_to_cluster,
         sections=("common", "kube", "azure"),
         help="install or upgrade the KubeRay operator with Helm and wait for it (on a pull request's aks run: the cluster's, left alone)",
     ),
@@ -262,7 +248,10 @@ def run_step(step: Step, cfg: Config) -> int:
     started = time.monotonic()
     outcome, error = FAILURE, ""
     try:
-        code = step.function(cfg)
+        reason = step.skip_when(cfg) if step.skip_when else ""
+        if reason:
+            log.info("%s: nothing to do: %s", " ".join(step.command), reason)
+        code = EXIT_OK if reason else step.function(cfg)
         outcome = outcome_of(code)
         return code
     except KeyboardInterrupt:

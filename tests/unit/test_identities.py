@@ -13,6 +13,7 @@ run does not need. A new call (a Secret read, say) fails here until someone deci
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from aks_ray import config, operator, pipeline, sandbox
+from aks_ray import config, pipeline, sandbox
 from aks_ray.errors import EXIT_OK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,9 +211,12 @@ def test_the_manifest_binds_only_the_pull_request_identity_in_its_namespace():
 
 
 @pytest.fixture
-def helm_must_not_run(monkeypatch):
+def helm(monkeypatch):
+    """operator.main stands in for helm: each call recorded (the test asserts whether it ran, not what it returned)."""
     calls = []
-    monkeypatch.setattr(operator, "main", lambda cfg: calls.append(cfg) or EXIT_OK)
+    monkeypatch.setattr(pipeline, "STEP_BY_ID", dict(pipeline.STEP_BY_ID))
+    step = pipeline.STEP_BY_ID["operator"]
+    pipeline.STEP_BY_ID["operator"] = dataclasses.replace(step, function=lambda cfg: calls.append(cfg) or EXIT_OK)
     return calls
 
 
@@ -229,11 +233,15 @@ def helm_must_not_run(monkeypatch):
         pytest.param({"GITHUB_EVENT_NAME": "pull_request", "AKS_RAY_TARGET": "kubeconfig"}, True, id="pull-request-on-its-own-kind"),
     ],
 )
-def test_a_pull_requests_aks_run_leaves_the_operator_to_the_cluster(monkeypatch, tmp_path, helm_must_not_run, env, installs):
+def test_a_pull_requests_aks_run_leaves_the_operator_to_the_cluster(tmp_path, helm, caplog, env, installs):
     environ = {"AKS_RAY_TARGET": "aks", "AKS_RAY_AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001", **env}
     environ["AKS_RAY_OUTPUT_DIR"] = str(tmp_path / "out")
     cfg = config.load({}, environ)
 
-    step = pipeline.STEP_BY_ID["operator"]
-    assert step.function(cfg) == EXIT_OK
-    assert len(helm_must_not_run) == (1 if installs else 0)
+    with caplog.at_level("INFO"):
+        assert pipeline.run_step(pipeline.STEP_BY_ID["operator"], cfg) == EXIT_OK
+
+    assert len(helm) == (1 if installs else 0)
+    assert ("uses the cluster's KubeRay operator as it is" in caplog.text) is not installs
+    # Recorded as a step that succeeded, so the steps after it run.
+    assert [(r.step, r.outcome) for r in cfg.run_dir.steps()] == [("operator", "success")]
