@@ -138,3 +138,26 @@ resource "azurerm_role_assignment" "cluster_admin" {
   role_definition_name = "Azure Kubernetes Service RBAC Cluster Admin"
   principal_id         = each.value
 }
+
+# The pull-request identity (README, "Two identities"): a kubeconfig for the cluster and the
+# built-in kinds of the runs' namespaces, nothing more. Azure's Writer role grants no custom
+# resources, so the RayJobs come from the Kubernetes Role in manifests/pull-request-rbac.yaml.
+resource "azurerm_role_assignment" "pull_request_cluster_user" {
+  count = var.pull_request_principal_id == null ? 0 : 1
+
+  scope                = azurerm_kubernetes_cluster.this.id
+  role_definition_name = "Azure Kubernetes Service Cluster User Role"
+  principal_id         = var.pull_request_principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "aks-ray pull-request identity: fetch the cluster's user kubeconfig"
+}
+
+resource "azurerm_role_assignment" "pull_request_namespace_writer" {
+  for_each = var.pull_request_principal_id == null ? toset([]) : toset(var.pull_request_namespaces)
+
+  scope                = "${azurerm_kubernetes_cluster.this.id}/namespaces/${each.value}"
+  role_definition_name = "Azure Kubernetes Service RBAC Writer"
+  principal_id         = var.pull_request_principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "aks-ray pull-request identity: run jobs in namespace ${each.value}"
+}

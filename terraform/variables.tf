@@ -157,8 +157,8 @@ variable "api_server_authorized_ip_ranges" {
 
 variable "grant_deployer_cluster_admin" {
   type        = bool
-  description = "Give the identity running Terraform the 'Azure Kubernetes Service RBAC Cluster Admin' role on the cluster, so that the same identity can install KubeRay and run the job (local accounts are disabled)."
-  default     = true
+  description = "Give the identity running Terraform (the cluster identity) the 'Azure Kubernetes Service RBAC Cluster Admin' role on the cluster, so that it can install KubeRay and run jobs itself (local accounts are disabled). Off unless asked for: name the identities that need it in cluster_admin_object_ids instead (README, 'Two identities')."
+  default     = false
 }
 
 variable "use_azure_cli" {
@@ -208,5 +208,27 @@ variable "expires_on" {
   validation {
     condition     = var.expires_on == "" || can(timeadd(var.expires_on, "0s"))
     error_message = "The expiry must be an RFC 3339 time such as 2030-01-31T18:00:00Z, or empty."
+  }
+}
+
+variable "pull_request_principal_id" {
+  type        = string
+  description = "Object ID of the pull-request identity's service principal (not its client ID): given 'Azure Kubernetes Service Cluster User Role' on the cluster (to fetch a kubeconfig) and 'Azure Kubernetes Service RBAC Writer' on each of pull_request_namespaces, nothing on the subscription and no cluster-wide Kubernetes role. null: no pull-request identity."
+  default     = null
+
+  validation {
+    condition     = var.pull_request_principal_id == null || can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", var.pull_request_principal_id))
+    error_message = "The pull-request identity must be an object ID (a GUID such as 00000000-0000-0000-0000-000000000000), or null."
+  }
+}
+
+variable "pull_request_namespaces" {
+  type        = list(string)
+  description = "Kubernetes namespaces pull requests train in (their namespace input), where pull_request_principal_id gets 'Azure Kubernetes Service RBAC Writer'; the cluster owner applies manifests/pull-request-rbac.yaml in each for the RayJobs."
+  default     = ["aks-ray-pr"]
+
+  validation {
+    condition     = length(var.pull_request_namespaces) >= 1 && alltrue([for ns in var.pull_request_namespaces : can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", ns))])
+    error_message = "Give at least one namespace, each a Kubernetes name: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit."
   }
 }

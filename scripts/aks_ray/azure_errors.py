@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from .errors import AksRayError, OperationalError, UserError
 
 AKS_CLUSTER_ADMIN_ROLE = "Azure Kubernetes Service RBAC Cluster Admin"
+# What the pull-request identity holds on the runs' namespaces (with manifests/pull-request-rbac.yaml for the RayJobs).
+AKS_RBAC_WRITER_ROLE = "Azure Kubernetes Service RBAC Writer"
 
 # Which built-in role grants an action this project needs. Longest prefix wins.
 _RBAC_ADMIN = "Role Based Access Control Administrator (limited to assigning 'Azure Kubernetes Service RBAC Cluster Admin')"

@@ -42,6 +42,9 @@ DEFAULT_TERRAFORM_DIR = PROJECT_ROOT / "terraform"
 
 TARGETS = ("local", "kubeconfig", "aks")
 INFRA_MODES = ("apply", "reuse", "skip")
+# The events whose runs may carry a pull request's code (pull_request_target checks out the base, but a workflow
+# that checks out the head runs it with the base's secrets and identity).
+PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 DESTROY_POLICIES = ("never", "always", "on-success")
 DATASETS = ("auto", "full", "sample")
 
@@ -166,6 +169,14 @@ def parse_dns_label(raw: str) -> str:
             "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
         )
     return value
+
+
+def parse_namespaces(raw: str) -> tuple[str, ...]:
+    """'aks-ray-pr,ml-pr' -> the namespaces, each a Kubernetes name; at least one."""
+    names = tuple(parse_dns_label(part) for part in raw.split(",") if part.strip())
+    if not names:
+        raise Invalid("no namespace is given", "give at least one namespace, such as aks-ray-pr")
+    return names
 
 
 def parse_optional_dns_label(raw: str) -> str | None:
@@ -682,6 +693,25 @@ class AzureOptions:
         "apply", "apply (create or update), reuse (use the cluster as it is) or skip (no Azure calls)", choice(*INFRA_MODES)
     )
     destroy_policy: str = option("always", "when to destroy the Azure resources: never, always or on-success", choice(*DESTROY_POLICIES))
+    allow_pull_request_infra: bool = option(
+        "false",
+        "let a run triggered by a pull request create or change the Azure infrastructure (--infra-mode apply) and install the "
+        "KubeRay operator; without it such a run is refused: the pull request's code, workflow file included, would hold "
+        "an identity that can rebuild the cluster",
+        parse_bool,
+        is_flag=True,
+    )
+    pull_request_principal_id: str | None = option(
+        "",
+        "object ID of the pull-request identity's service principal: infra apply gives it the AKS Cluster User Role on the "
+        "cluster and the RBAC Writer role on --pull-request-namespaces, nothing else; empty: none",
+        parse_optional_uuid,
+    )
+    pull_request_namespaces: tuple[str, ...] = option(
+        "aks-ray-pr",
+        "namespaces pull requests train in (comma-separated), where --pull-request-principal-id may run jobs",
+        parse_namespaces,
+    )
     terraform_dir: Path = option(str(DEFAULT_TERRAFORM_DIR), "Terraform configuration to plan and apply", parse_path)
     tf_backend_config: tuple[tuple[str, str], ...] = option(
         "",
@@ -772,6 +802,11 @@ class GitHubContext:
     def pull_request(self) -> str:
         match = re.match(r"^refs/pull/(\d+)/", self.ref)
         return match.group(1) if match else ""
+
+    @property
+    def triggered_by_pull_request(self) -> bool:
+        """A run of a pull request's event, whatever its branch: the code and the workflow file may be the pull request's."""
+        return self.event_name in PULL_REQUEST_EVENTS
 
     @property
     def is_pull_request(self) -> bool:
@@ -1041,9 +1076,9 @@ def cross_check(config: Config) -> list[str]:
     if config.target == "aks" and azure.infra_mode != "skip" and not azure.azure_subscription_id:
         problems.append("--azure-subscription-id: required for the aks target; set it (or ARM_SUBSCRIPTION_ID)")
     if config.target == "aks":
-        problem = kept_cluster_without_backend(azure)
-        if problem:
-            problems.append(problem)
+        for problem in (kept_cluster_without_backend(azure), pull_request_infra(config)):
+            if problem:
+                problems.append(problem)
     if config.target == "aks" and config.github.actions and not config.github.act:
         for name in ("azure_client_id", "azure_tenant_id"):
             if not getattr(azure, name):
@@ -1077,6 +1112,41 @@ def kept_cluster_without_backend(azure: AzureOptions) -> str | None:
         "stays on this runner and is lost with it, so no later run could reuse or destroy the cluster; "
         "set --tf-backend-config (README, 'Terraform state'), or use --destroy-policy always, "
         "or --infra-mode reuse for a cluster made elsewhere"
+    )
+
+
+def pull_request_infra(config: Config) -> str | None:
+    """A pull request's run that would create or change the Azure infrastructure, without the workflow's explicit opt-in.
+
+    On pull_request the workflow file is the pull request's own, so whatever identity
+    the job can sign in as, the pull request's author holds: an identity that may
+    apply Terraform may also delete or rebuild the cluster. Such runs use the
+    pull-request identity and --infra-mode reuse (README, "Two identities").
+    """
+    github, azure = config.github, config.azure
+    if not github.triggered_by_pull_request or azure.infra_mode != "apply" or azure.allow_pull_request_infra:
+        return None
+    return (
+        f"--infra-mode: apply on a {github.event_name} run would let the pull request's code create or change the Azure "
+        "infrastructure with the cluster identity; use --infra-mode reuse with the pull-request identity (README, "
+        "'Two identities'), apply from the default branch, a schedule or a protected environment, or set "
+        "--allow-pull-request-infra true to accept that risk"
+    )
+
+
+def operator_left_to_cluster(config: Config) -> str:
+    """Why `operator install` leaves the operator alone on this run ('' when it installs it).
+
+    On a pull request's aks run the operator is the cluster's: its CRDs and
+    ClusterRoles are cluster-wide, which the pull-request identity may not touch,
+    and the cluster workflow installs it. A missing operator is then found by
+    the RayJob's server-side dry run at submit, which says so.
+    """
+    if config.target != "aks" or not config.github.triggered_by_pull_request or config.azure.allow_pull_request_infra:
+        return ""
+    return (
+        f"a {config.github.event_name} run on the aks target uses the cluster's KubeRay operator as it is; installing it is "
+        "the cluster workflow's (allow-pull-request-infra lets this run do it)"
     )
 
 

@@ -110,20 +110,23 @@ def wait_for_kubernetes_access(
     token: str,
     ca_file: Path | None,
     deadline: Deadline,
+    namespace: str,
     transport: Any = None,
     sleep: Callable[[float], None] | None = None,
 ) -> None:
-    """Wait until the API server lets this identity list namespaces.
+    """Wait until the API server lets this identity list the pods of the run's namespace.
 
     A role assignment made by Terraform moments ago takes minutes to reach a
     new cluster; a 403 until then is expected, a 403 after the deadline is not.
+    The run's namespace, not the cluster: the pull-request identity may use only
+    that namespace (a namespace that does not exist yet lists empty, with 200).
     """
     from azure.core import PipelineClient
     from azure.core.exceptions import ServiceRequestError
     from azure.core.rest import HttpRequest
 
     server = doc["clusters"][0]["cluster"]["server"].rstrip("/")
-    url = f"{server}/api/v1/namespaces?limit=1"
+    url = f"{server}/api/v1/namespaces/{namespace}/pods?limit=1"
     client = PipelineClient(base_url=server, **transport_kwargs(transport))
     last: list[str] = []
 
@@ -152,8 +155,10 @@ def wait_for_kubernetes_access(
             raise
         raise OperationalError(
             f"the identity still cannot use the Kubernetes API after {deadline.seconds:.0f} s (last: {last[0] if last else 'none'}).",
-            f"give the pipeline's identity the role '{azure_errors.AKS_CLUSTER_ADMIN_ROLE}' on the cluster "
-            "(Terraform does it when grant_deployer_cluster_admin is true), then re-run.",
+            f"give the cluster identity the role '{azure_errors.AKS_CLUSTER_ADMIN_ROLE}' on the cluster "
+            "(Terraform's grant_deployer_cluster_admin or cluster_admin_object_ids), or the pull-request identity "
+            f"'{azure_errors.AKS_RBAC_WRITER_ROLE}' on namespace {namespace} and manifests/pull-request-rbac.yaml "
+            "(README, 'Two identities'), then re-run.",
         ) from None
 
 
@@ -233,7 +238,9 @@ def obtain_kubeconfig(cfg: Config, *, transport: Any = None, sleep: Callable[[fl
         if ca_data:
             ca_file = folder / f"ca-{cluster_name}.crt"
             write_private(ca_file, base64.b64decode(ca_data).decode("ascii"))
-        wait_for_kubernetes_access(doc, token.token, ca_file, Deadline(ACCESS_DEADLINE_SECONDS, "Kubernetes API access"), transport, sleep)
+        wait_for_kubernetes_access(
+            doc, token.token, ca_file, Deadline(ACCESS_DEADLINE_SECONDS, "Kubernetes API access"), cfg.kube.namespace, transport, sleep
+        )
         log.info("the Kubernetes API accepts this identity")
     return path
 

@@ -110,6 +110,11 @@ def terraform_variables(cfg: Config, now: dt.datetime) -> dict[str, Any]:
         "expires_on": expires_on,
         # In GitHub Actions the provider signs in with OIDC only (see terraform_env).
         "use_azure_cli": not (cfg.github.actions and not cfg.github.act),
+        # The identity that applies is the cluster identity, and it installs the operator and runs the job right
+        # after, in this run; the module's own default (false) is for other callers of terraform/.
+        "grant_deployer_cluster_admin": True,
+        "pull_request_principal_id": azure.pull_request_principal_id,
+        "pull_request_namespaces": list(azure.pull_request_namespaces),
     }
 
 

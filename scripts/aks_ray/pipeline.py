@@ -49,6 +49,8 @@ class Step:
     help: str = ""
     timed: bool = True  # False for steps that time their own phases (collect, local) or none (validate)
     recorded: bool = True  # False for validate, which writes nothing: bad input leaves no output folder
+    # Why this step does nothing for this configuration ('' when it runs): it then succeeds at once, saying so.
+    skip_when: Callable[[Config], str] | None = None
 
 
 STEPS: tuple[Step, ...] = (
@@ -116,8 +118,9 @@ STEPS: tuple[Step, ...] = (
         targets=KUBE_TARGETS,
         command=("operator", "install"),
         function=operator.main,
-        sections=("common", "kube"),
-        help="install or upgrade the KubeRay operator with Helm and wait for it",
+        skip_when=config.operator_left_to_cluster,
+        sections=("common", "kube", "azure"),
+        help="install or upgrade the KubeRay operator with Helm and wait for it (on a pull request's aks run: the cluster's, left alone)",
     ),
     Step(
         "submit",
@@ -245,7 +248,10 @@ def run_step(step: Step, cfg: Config) -> int:
     started = time.monotonic()
     outcome, error = FAILURE, ""
     try:
-        code = step.function(cfg)
+        reason = step.skip_when(cfg) if step.skip_when else ""
+        if reason:
+            log.info("%s: nothing to do: %s", " ".join(step.command), reason)
+        code = EXIT_OK if reason else step.function(cfg)
         outcome = outcome_of(code)
         return code
     except KeyboardInterrupt:

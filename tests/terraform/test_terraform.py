@@ -249,3 +249,54 @@ def test_checkov_passes():
     assert result.returncode == 0 and not failed, "checkov failed:\n" + "\n".join(failed) + result.stderr[-2000:]
     passed = sum(r.get("summary", {}).get("passed", 0) for r in reports)
     assert passed >= 10, "checkov checked almost nothing: is it reading terraform/?"
+
+
+# ------------------------------------------------------------- the two identities (issue 12, point 1)
+
+
+def test_cluster_admin_for_the_deployer_is_off_unless_asked_for():
+    assert VARIABLES["grant_deployer_cluster_admin"]["default"] is False
+    admins = RESOURCES["azurerm_role_assignment.cluster_admin"]
+    assert "var.grant_deployer_cluster_admin ?" in admins["for_each"]
+    # aks-ray's own apply asks for it: the applying identity installs the operator and runs the job next.
+    cfg = config.load({}, {"AKS_RAY_TARGET": "aks", "ARM_SUBSCRIPTION_ID": "33333333-3333-3333-3333-333333333333"})
+    import datetime as dt
+
+    assert infra.terraform_variables(cfg, dt.datetime.now(dt.timezone.utc))["grant_deployer_cluster_admin"] is True
+
+
+def test_the_pull_request_identity_gets_cluster_user_and_namespace_writer_only():
+    assert VARIABLES["pull_request_principal_id"]["default"] is None
+    assert VARIABLES["pull_request_namespaces"]["default"] == ["aks-ray-pr"]
+    granted = {
+        name: body
+        for name, body in RESOURCES.items()
+        if name.startswith("azurerm_role_assignment.") and "var.pull_request_principal_id" in str(body["principal_id"])
+    }
+    assert set(granted) == {"azurerm_role_assignment.pull_request_cluster_user", "azurerm_role_assignment.pull_request_namespace_writer"}
+    user = granted["azurerm_role_assignment.pull_request_cluster_user"]
+    writer = granted["azurerm_role_assignment.pull_request_namespace_writer"]
+    assert user["role_definition_name"] == "Azure Kubernetes Service Cluster User Role"
+    assert user["scope"] == "${azurerm_kubernetes_cluster.this.id}"
+    assert "var.pull_request_principal_id == null ? 0 : 1" in user["count"]
+    assert writer["role_definition_name"] == "Azure Kubernetes Service RBAC Writer"
+    assert writer["scope"] == "${azurerm_kubernetes_cluster.this.id}/namespaces/${each.value}"
+    assert "var.pull_request_namespaces" in writer["for_each"]
+    # Nothing else names the pull-request identity: no subscription scope, no cluster admin.
+    for name, body in RESOURCES.items():
+        if name not in granted:
+            assert "pull_request_principal_id" not in json.dumps(body), name
+
+
+def test_the_pull_request_options_reach_terraform():
+    import datetime as dt
+
+    environ = {
+        "AKS_RAY_TARGET": "aks",
+        "ARM_SUBSCRIPTION_ID": "33333333-3333-3333-3333-333333333333",
+        "AKS_RAY_PULL_REQUEST_PRINCIPAL_ID": "55555555-5555-5555-5555-555555555555",
+        "AKS_RAY_PULL_REQUEST_NAMESPACES": "aks-ray-pr, ml-pr",
+    }
+    variables = infra.terraform_variables(config.load({}, environ), dt.datetime.now(dt.timezone.utc))
+    assert variables["pull_request_principal_id"] == "55555555-5555-5555-5555-555555555555"
+    assert variables["pull_request_namespaces"] == ["aks-ray-pr", "ml-pr"]

@@ -204,6 +204,8 @@ class FakeAzure:
     usages: list[dict[str, Any]] = field(default_factory=list)
     # Kubernetes API answers 403 this many times before 200 (a role assignment on its way).
     k8s_forbidden_times: int = 0
+    # The namespaces the identity may use, as a namespace-scoped role grants them; None: all (a cluster-wide role).
+    k8s_namespaces_allowed: tuple[str, ...] | None = None
     # Overrides, by route name: a (status, body) to answer instead of the normal one.
     failures: dict[str, tuple[int, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
@@ -345,6 +347,13 @@ class FakeAzure:
                 "reason": "Forbidden",
                 "message": 'namespaces is forbidden: User "x" cannot list resource',
             }
+        namespace = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", call.path)
+        allowed = self.k8s_namespaces_allowed
+        if allowed is not None and (namespace is None or namespace.group(1) not in allowed):
+            what = f'in the namespace "{namespace.group(1)}"' if namespace else "at the cluster scope"
+            return 403, {"kind": "Status", "code": 403, "reason": "Forbidden", "message": f'pods is forbidden: User "x" cannot list {what}'}
+        if namespace:
+            return 200, {"kind": "PodList", "items": []}
         return 200, {"kind": "NamespaceList", "items": [{"metadata": {"name": "default"}}]}
 
 
@@ -370,7 +379,7 @@ def _route(call: Call) -> str:
         return "skus"
     if re.search(r"/providers/Microsoft\.Compute/locations/[^/]+/usages$", path):
         return "usages"
-    if path == "/api/v1/namespaces":
+    if path == "/api/v1/namespaces" or re.fullmatch(r"/api/v1/namespaces/[^/]+/pods", path):
         return "k8s_namespaces"
     raise AssertionError(f"the fake cloud has no route for {call.method} {call.url}")
 

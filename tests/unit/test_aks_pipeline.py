@@ -154,6 +154,43 @@ def test_a_reused_cluster_with_no_changes_skips_apply_and_destroy(tmp_path, tf, 
     assert tf.commands() == ["init", "plan", "output"]
 
 
+def test_a_pull_request_runs_on_the_kept_cluster_with_the_pull_request_identity(tmp_path, tf, monkeypatch):
+    """Issue 12: no plan, no apply, no destroy, no operator install; the access check asks only for its namespace."""
+    tf.stdout("output", {})  # no state read: the names come from the inputs
+    azure = cloud()
+    azure.k8s_namespaces_allowed = ("aks-ray-pr",)  # RBAC Writer on that namespace, nothing cluster-wide
+    kube = KubeSteps()
+    cfg = load(
+        tmp_path,
+        tf,
+        monkeypatch,
+        GITHUB_EVENT_NAME="pull_request",
+        AKS_RAY_INFRA_MODE="reuse",
+        AKS_RAY_DESTROY_POLICY="never",
+        AKS_RAY_NAMESPACE="aks-ray-pr",
+        AKS_RAY_RESOURCE_GROUP="aksray-rg",
+        AKS_RAY_CLUSTER_NAME="aksray-aks",
+    )
+
+    assert run_aks(cfg, azure, kube) == 0
+
+    assert "plan" not in tf.commands() and "apply" not in tf.commands() and "destroy" not in tf.commands()
+    assert not azure.called("usages"), "no preflight: nothing is planned"
+    assert [c.path for c in azure.called("k8s_namespaces")] == ["/api/v1/namespaces/aks-ray-pr/pods"]
+    assert "operator" not in kube.received, "the operator is the cluster's"
+    assert {"submit", "wait", "collect", "cleanup"} <= set(kube.received)
+    assert dict((r.step, r.outcome) for r in cfg.run_dir.steps())["operator"] == "success"
+
+
+def test_a_pull_request_that_would_apply_stops_before_anything(tmp_path, tf, monkeypatch):
+    azure, kube = cloud(), KubeSteps()
+    with pytest.raises(config.ConfigError) as caught:
+        load(tmp_path, tf, monkeypatch, GITHUB_EVENT_NAME="pull_request")  # infra-mode apply, the default
+
+    assert any("--allow-pull-request-infra" in problem for problem in caught.value.problems)
+    assert tf.calls() == [] and azure.calls == [] and kube.received == {}
+
+
 def test_skip_needs_a_kubeconfig_and_calls_no_azure(tmp_path, tf, monkeypatch):
     azure = cloud()
     assert run_aks(load(tmp_path, tf, monkeypatch, AKS_RAY_INFRA_MODE="skip"), azure, KubeSteps()) == EXIT_USER

@@ -6,6 +6,8 @@ cases set exactly those variables, as the action's validate step does.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from aks_ray import cli
@@ -111,6 +113,23 @@ BAD_INPUTS = [
         {"AKS_RAY_TARGET": "aks", "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "AKS_RAY_DESTROY_POLICY": "on-success"},
         "--destroy-policy",
     ),
+    # a pull request's run that would create or change the infrastructure (issue 12: two identities)
+    (
+        "pull-request-applies-infra",
+        {"AKS_RAY_TARGET": "aks", "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "GITHUB_EVENT_NAME": "pull_request"},
+        "--infra-mode",
+    ),
+    (
+        "pull-request-target-applies-infra",
+        {
+            "AKS_RAY_TARGET": "aks",
+            "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+            "AKS_RAY_INFRA_MODE": "apply",
+            "GITHUB_EVENT_NAME": "pull_request_target",
+        },
+        "--infra-mode",
+    ),
+    ("allow-pull-request-infra-not-boolean", {"AKS_RAY_ALLOW_PULL_REQUEST_INFRA": "sometimes"}, "--allow-pull-request-infra"),
 ]
 
 
@@ -194,6 +213,30 @@ def test_errors_are_annotations_under_actions(action_env, monkeypatch, capsys):
             },
             id="aks-reuse-needs-no-state",
         ),
+        pytest.param(
+            {
+                "AKS_RAY_TARGET": "aks",
+                "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+                "AKS_RAY_INFRA_MODE": "reuse",
+                "AKS_RAY_DESTROY_POLICY": "never",
+                "GITHUB_EVENT_NAME": "pull_request",
+            },
+            id="pull-request-reuses-the-cluster",
+        ),
+        pytest.param(
+            {
+                "AKS_RAY_TARGET": "aks",
+                "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+                "AKS_RAY_ALLOW_PULL_REQUEST_INFRA": "true",
+                "GITHUB_EVENT_NAME": "pull_request",
+            },
+            id="pull-request-applies-with-the-explicit-opt-in",
+        ),
+        pytest.param(
+            {"AKS_RAY_TARGET": "aks", "AKS_RAY_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "GITHUB_EVENT_NAME": "push"},
+            id="push-applies",
+        ),
+        pytest.param({"AKS_RAY_TARGET": "kubeconfig", "GITHUB_EVENT_NAME": "pull_request"}, id="pull-request-on-kubeconfig"),
         pytest.param({"AKS_RAY_EPOCHS": "", "AKS_RAY_WORKERS": " "}, id="empty-inputs-mean-defaults"),
         pytest.param(
             {
@@ -224,3 +267,32 @@ def test_a_symlink_out_of_the_training_folder_exits_2_naming_it(action_env, monk
     assert cli.main(["validate"]) == EXIT_USER
     stderr = capsys.readouterr().err
     assert "creds.json -> /etc/passwd" in stderr and "--training-dir" in stderr
+
+
+@pytest.mark.parametrize("event", ["pull_request", "pull_request_target"])
+def test_a_pull_request_that_would_apply_infra_is_refused_with_the_reason_and_the_fix(action_env, monkeypatch, capsys, event):
+    """Through the action's own channel (AKS_RAY_INPUTS): the default infra-mode, apply, on a pull request's run."""
+    monkeypatch.setenv("GITHUB_EVENT_NAME", event)
+    monkeypatch.setenv("AKS_RAY_INPUTS", json.dumps({"target": "aks", "azure-subscription-id": SUBSCRIPTION, "infra-mode": ""}))
+    assert cli.main(["validate"]) == EXIT_USER
+    stderr = capsys.readouterr().err
+    assert f"apply on a {event} run" in stderr and "create or change the Azure infrastructure" in stderr  # the reason
+    assert "--infra-mode reuse with the pull-request identity" in stderr and "--allow-pull-request-infra true" in stderr  # the fixes
+    assert not (action_env / "aks-ray-output").exists()
+
+
+def test_the_opt_in_is_read_from_the_action_input(action_env, monkeypatch):
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    inputs = {"target": "aks", "azure-subscription-id": SUBSCRIPTION, "allow-pull-request-infra": "true"}
+    monkeypatch.setenv("AKS_RAY_INPUTS", json.dumps(inputs))
+    assert cli.main(["validate"]) == 0
+
+
+@pytest.mark.parametrize("step", [["infra", "plan"], ["infra", "apply"], ["credentials"]])
+def test_every_step_refuses_it_not_only_validate(action_env, monkeypatch, capsys, step):
+    """A workflow that calls a step by itself (aks-ray infra apply) meets the same rule: each step loads the same checks."""
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    monkeypatch.setenv("AKS_RAY_TARGET", "aks")
+    monkeypatch.setenv("AKS_RAY_AZURE_SUBSCRIPTION_ID", SUBSCRIPTION)
+    assert cli.main(step) == EXIT_USER
+    assert "--allow-pull-request-infra" in capsys.readouterr().err

@@ -148,6 +148,28 @@ def test_a_role_that_never_arrives_fails_naming_the_role(tmp_path, monkeypatch):
     assert "403" in caught.value.message
 
 
+def test_the_pull_request_identity_passes_the_access_check_with_its_namespace_alone(tmp_path):
+    """A namespace-scoped identity may not list namespaces; the check asks only for what a run uses, in --namespace."""
+    cloud = FakeAzure(k8s_namespaces_allowed=("aks-ray-pr",))
+
+    credentials.obtain_kubeconfig(load(tmp_path, AKS_RAY_NAMESPACE="aks-ray-pr"), transport=cloud.transport(), sleep=lambda s: None)
+
+    (check,) = cloud.called("k8s_namespaces")
+    assert check.path == "/api/v1/namespaces/aks-ray-pr/pods"
+
+
+def test_the_pull_request_identity_in_another_namespace_fails_naming_both_roles(tmp_path, monkeypatch):
+    monkeypatch.setattr(credentials, "ACCESS_DEADLINE_SECONDS", 0)
+    cloud = FakeAzure(k8s_namespaces_allowed=("aks-ray-pr",))
+
+    with pytest.raises(OperationalError) as caught:
+        credentials.obtain_kubeconfig(load(tmp_path, AKS_RAY_NAMESPACE="pr-7"), transport=cloud.transport(), sleep=lambda s: None)
+
+    assert "403" in caught.value.message
+    assert "Azure Kubernetes Service RBAC Writer' on namespace pr-7" in caught.value.fix
+    assert "manifests/pull-request-rbac.yaml" in caught.value.fix
+
+
 def test_missing_id_token_permission_is_named_before_any_request(tmp_path):
     cloud = FakeAzure()
     cfg = load(tmp_path, ACTIONS_ID_TOKEN_REQUEST_URL=None, ACTIONS_ID_TOKEN_REQUEST_TOKEN=None)

@@ -65,6 +65,9 @@ def test_variables_come_from_the_options(tmp_path):
         "github_run_id": "9876543210",
         "expires_on": "2030-01-31T18:00:00Z",
         "use_azure_cli": False,
+        "grant_deployer_cluster_admin": True,
+        "pull_request_principal_id": None,
+        "pull_request_namespaces": ["aks-ray-pr"],
     }
 
 

@@ -15,8 +15,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
 EXAMPLE = ROOT / "examples" / "pr-validation.yml"
+CLUSTER_EXAMPLE = ROOT / "examples" / "cluster.yml"
 VERDICT_EXAMPLE = ROOT / "examples" / "model-verdict.yml"
-WORKFLOW_FILES = [*sorted(WORKFLOW_DIR.glob("*.yml")), EXAMPLE, VERDICT_EXAMPLE]
+EXAMPLES = (EXAMPLE, CLUSTER_EXAMPLE, VERDICT_EXAMPLE)
+WORKFLOW_FILES = [*sorted(WORKFLOW_DIR.glob("*.yml")), *EXAMPLES]
 # The example refers to the published action the way a user's workflow does.
 PUBLISHED_ACTION = "your-org/aks-ray-action@v1"
 
@@ -76,7 +78,7 @@ def test_permissions_are_declared_at_the_top(path):
 def test_remote_actions_are_pinned_by_commit(path):
     for job_id, step in steps(load(path)):
         uses = step.get("uses")
-        if not uses or uses == "./" or (path in (EXAMPLE, VERDICT_EXAMPLE) and uses == PUBLISHED_ACTION):
+        if not uses or uses == "./" or (path in EXAMPLES and uses == PUBLISHED_ACTION):
             continue
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), f"{job_id}: {uses} is not pinned by commit SHA"
 
@@ -115,29 +117,60 @@ def test_example_runs_on_training_changes_with_least_privilege():
     assert document["permissions"] == {"id-token": "write", "contents": "read"}
 
 
-def test_example_never_cancels_the_job_that_applies_and_serialises_it_across_pull_requests():
-    document = load(EXAMPLE)
-    assert "concurrency" not in document, "a workflow-level group per pull request would cancel an apply half way"
-    aks, fork = document["jobs"]["train-on-aks"], document["jobs"]["train-fork-on-runner"]
-    assert aks["concurrency"] == {"group": "aks-ray-shared-cluster", "cancel-in-progress": False}
-    assert "${{" not in aks["concurrency"]["group"], "one group for every pull request: they share one state"
-    assert "github.event.pull_request.number" in fork["concurrency"]["group"] and fork["concurrency"]["cancel-in-progress"] is True
-    train = next(s for s in aks["steps"] if s.get("uses") == PUBLISHED_ACTION)
-    assert "use_azuread_auth=true" in train["with"]["tf-backend-config"]
+def published_step(job: dict) -> dict:
+    return next(s for s in job["steps"] if s.get("uses") == PUBLISHED_ACTION)
 
 
-def test_example_reuses_a_long_lived_cluster_and_keeps_forks_away_from_azure():
-    jobs = load(EXAMPLE)["jobs"]
-    aks, fork = jobs["train-on-aks"], jobs["train-fork-on-runner"]
-    assert aks["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
-    assert fork["if"] == "github.event.pull_request.head.repo.full_name != github.repository"
-    assert fork["permissions"] == {"contents": "read"}
-    train = next(s for s in aks["steps"] if s.get("uses") == PUBLISHED_ACTION)
-    assert train["with"]["destroy-policy"] == "never" and train["with"]["target"] == "aks"
-    fork_train = next(s for s in fork["steps"] if s.get("uses") == PUBLISHED_ACTION)
-    assert fork_train["with"]["target"] == "local" and not any(k.startswith("azure-") for k in fork_train["with"])
-    for job in (aks, fork):
-        assert any("GITHUB_STEP_SUMMARY" in s.get("run", "") and "TEST_ACCURACY" in s.get("env", {}) for s in job["steps"])
+def test_pull_requests_run_jobs_on_the_kept_cluster_with_the_pull_request_identity():
+    """The pull request's workflow file is its own: it gets an identity that can only run jobs, and changes nothing."""
+    aks = load(EXAMPLE)["jobs"]["train-on-aks"]
+    train = published_step(aks)["with"]
+    assert train["target"] == "aks" and train["infra-mode"] == "reuse" and train["destroy-policy"] == "never"
+    assert train["azure-client-id"] == "${{ vars.AZURE_PR_CLIENT_ID }}"
+    assert "allow-pull-request-infra" not in train and "pull-request-principal-id" not in train
+    # Names given, so no Terraform state is read: the pull-request identity has no role on the state container.
+    assert "tf-backend-config" not in train and train["resource-group"] and train["cluster-name"]
+    # Nothing is applied, so no shared lock to serialise on; a new push cancels the obsolete run.
+    assert "github.event.pull_request.number" in aks["concurrency"]["group"] and aks["concurrency"]["cancel-in-progress"] is True
+    assert "environment" not in aks, "an environment would change the OIDC subject away from pull_request"
+
+
+def test_the_cluster_workflow_applies_from_trusted_code_only():
+    document = load(CLUSTER_EXAMPLE)
+    assert set(document["on"]) == {"push", "schedule", "workflow_dispatch"}, "never on a pull request"
+    assert document["on"]["push"]["branches"] == ["main"]
+    assert document["permissions"] == {"contents": "read"}
+    (job,) = document["jobs"].values()
+    assert job["environment"] == "aks-cluster"
+    assert job["permissions"] == {"id-token": "write", "contents": "read"}
+    # One state for the cluster: runs take turns and a new one never cancels an apply half way.
+    assert job["concurrency"] == {"group": "aks-ray-shared-cluster", "cancel-in-progress": False}
+    train = published_step(job)["with"]
+    assert train["infra-mode"] == "apply" and train["destroy-policy"] == "never"
+    assert "use_azuread_auth=true" in train["tf-backend-config"]
+    assert train["azure-client-id"] == "${{ vars.AZURE_CLUSTER_CLIENT_ID }}"
+
+
+def test_the_two_examples_agree_on_the_cluster_and_the_pull_requests_namespace():
+    cluster = published_step(next(iter(load(CLUSTER_EXAMPLE)["jobs"].values())))["with"]
+    pull_request = published_step(load(EXAMPLE)["jobs"]["train-on-aks"])["with"]
+    assert pull_request["namespace"] in cluster["pull-request-namespaces"].split(",")
+    assert cluster["namespace"] != pull_request["namespace"], "the cluster's own runs stay out of the pull requests' namespace"
+    assert cluster["azure-client-id"] != pull_request["azure-client-id"]
+    # The names the pull request reuses are the ones the cluster workflow's apply creates (the defaults).
+    assert (pull_request["resource-group"], pull_request["cluster-name"]) == ("aksray-rg", "aksray-aks")
+    assert "name-prefix" not in cluster and "resource-group" not in cluster and "cluster-name" not in cluster
+
+
+def test_the_pull_request_example_asking_to_apply_would_be_refused(monkeypatch, tmp_path, capsys):
+    """The refusal is real for the example itself: the same inputs with infra-mode apply stop at validation."""
+    from aks_ray import cli
+    from aks_ray.errors import EXIT_USER
+
+    step = published_step(load(EXAMPLE)["jobs"]["train-on-aks"])
+    set_inputs(monkeypatch, tmp_path, {**step["with"], "infra-mode": "apply"}, "pull_request")
+    assert cli.main(["validate"]) == EXIT_USER
+    assert "--allow-pull-request-infra" in capsys.readouterr().err
 
 
 def test_release_moves_the_major_tag():
@@ -149,27 +182,56 @@ def test_release_moves_the_major_tag():
 
 
 def action_steps(path: Path):
+    """Each step that runs the action, with the event it runs on (a workflow's first trigger)."""
+    event = next(iter(load(path)["on"]))
     for job_id, step in steps(load(path)):
         if step.get("uses") in ("./", PUBLISHED_ACTION) and not step.get("continue-on-error"):
-            yield pytest.param(step, id=f"{path.name}:{job_id}")
+            yield pytest.param(step, event, id=f"{path.name}:{job_id}")
 
 
-@pytest.mark.parametrize(
-    "step", [*action_steps(WORKFLOW_DIR / "self-test.yml"), *action_steps(WORKFLOW_DIR / "e2e-kind.yml"), *action_steps(EXAMPLE)]
-)
-def test_the_inputs_a_workflow_gives_the_action_validate(step, monkeypatch, tmp_path):
-    """What the self-test and the example pass would get through the action's validate step."""
-    from aks_ray import cli, config
+def set_inputs(monkeypatch, tmp_path, inputs: dict, event: str) -> None:
+    """The step's inputs as the action hands them to validate, on a runner of that event."""
+    from aks_ray import config
 
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("AKS_RAY_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("GITHUB_EVENT_NAME", event)
     options = {config.flag_name(f): config.env_name(f) for s in config.SECTIONS.values() for f in dataclasses.fields(s)}
-    for name, value in step["with"].items():
+    for name, value in inputs.items():
         if name in options:
             # Repository variables hold the Azure IDs; other expressions are a pull request's number.
             value = re.sub(r"\$\{\{ vars\.AZURE_\w+ \}\}", "00000000-0000-0000-0000-000000000001", str(value))
             monkeypatch.setenv(options[name], re.sub(r"\$\{\{[^}]*\}\}", "1", value))
+
+
+@pytest.mark.parametrize(
+    ("step", "event"),
+    [
+        *action_steps(WORKFLOW_DIR / "self-test.yml"),
+        *action_steps(WORKFLOW_DIR / "e2e-kind.yml"),
+        *action_steps(EXAMPLE),
+        *action_steps(CLUSTER_EXAMPLE),
+    ],
+)
+def test_the_inputs_a_workflow_gives_the_action_validate(step, event, monkeypatch, tmp_path):
+    """What the self-test and the examples pass would get through the action's validate step, on their own event."""
+    from aks_ray import cli
+
+    set_inputs(monkeypatch, tmp_path, step["with"], event)
     assert cli.main(["validate"]) == 0
+
+
+def test_forks_train_on_the_runner_away_from_azure():
+    jobs = load(EXAMPLE)["jobs"]
+    aks, fork = jobs["train-on-aks"], jobs["train-fork-on-runner"]
+    assert aks["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert fork["if"] == "github.event.pull_request.head.repo.full_name != github.repository"
+    assert fork["permissions"] == {"contents": "read"}
+    fork_train = published_step(fork)["with"]
+    assert fork_train["target"] == "local" and not any(k.startswith("azure-") for k in fork_train)
+    assert "github.event.pull_request.number" in fork["concurrency"]["group"] and fork["concurrency"]["cancel-in-progress"] is True
+    for job in (aks, fork):
+        assert any("GITHUB_STEP_SUMMARY" in s.get("run", "") and "TEST_ACCURACY" in s.get("env", {}) for s in job["steps"])
 
 
 def test_verdict_example_makes_the_baseline_on_push_and_judges_pull_requests():
