@@ -213,6 +213,12 @@ def wait(cfg: Config, state: RunState) -> JobState:
         current = JobState.of(obj)
         for line in transitions(seen["last"], current):
             log.info("RayJob %s/%s %s", state.namespace, state.job_name, line)
+        if current.deployment in ("Retrying", "Suspended", "Suspending") and current.deployment != getattr(
+            seen["last"], "deployment", None
+        ):
+            gha.warning(
+                f"RayJob {state.namespace}/{state.job_name} is {current.deployment}: {current.meaning()}", title="aks-ray: job state"
+            )
         if current.deployment == "Running" and (seen["last"] is None or seen["last"].deployment != "Running"):
             log.info("Ray dashboard while the job runs (localhost only): %s", dashboard.command_line(cfg, run))
         seen["last"] = current
@@ -238,8 +244,20 @@ def wait(cfg: Config, state: RunState) -> JobState:
         log.info("RayJob %s/%s succeeded in %.0f s", state.namespace, state.job_name, deadline.elapsed)
         return final
     report_findings(gather_diagnostics(api, state, run_dir.read_job_log()[-500:]))
-    raise OperationalError(
-        f"RayJob {state.namespace}/{state.job_name} ended {final.deployment} (job {final.job_status or 'not started'}"
+    raise failure_error(state, final)
+
+
+def failure_error(state: RunState, final: JobState) -> OperationalError:
+    """The error a terminal, unsuccessful RayJob ends `job wait` with: KubeRay's own words, and where to look."""
+    where = f"RayJob {state.namespace}/{state.job_name}"
+    if final.refused:
+        return OperationalError(
+            f"KubeRay refused {where} (ValidationFailed): {final.message[:500]}",
+            "fix the option the message names (a --job-name KubeRay refuses is checked up front, so this is likely "
+            "--ray-image's Ray version or a spec this KubeRay version does not support) and run again.",
+        )
+    return OperationalError(
+        f"{where} ended {final.deployment} (job {final.job_status or 'not started'}"
         f"{', reason ' + final.reason if final.reason else ''}): {final.message[:300]}",
         "see the errors above, and job.log and k8s/ in the outputs.",
     )

@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from . import jobspec, sandbox, versions
-from .config import PROJECT_ROOT, RAY_POOL_LABEL, RAY_POOL_TAINT, TRAINING_SKIP_DIRS, Config, links_leaving
+from .config import PROJECT_ROOT, RAY_POOL_LABEL, RAY_POOL_TAINT, TRAINING_SKIP_DIRS, Config, links_leaving, ray_version, start_deadline
 from .errors import UserError
 from .rundir import MANAGED_BY, RUN_LABEL, RunIdentity
 
@@ -59,6 +59,9 @@ CONFIGMAP_LIMIT_BYTES = 1024 * 1024 - 16 * 1024
 
 # PyTorch's index of CPU-only wheels; pip prefers its `+cpu` build for a plain `torch==X` pin.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+# How long after the Ray cluster a lost run's RayJob is deleted (manifests/rayjob.yaml: 1800 s, then 3600 s).
+DELETE_SELF_AFTER_CLUSTER_SECONDS = 1800
 
 # Files of the training directory that are never code or data the job needs.
 _SKIP_DIRS = TRAINING_SKIP_DIRS
@@ -248,15 +251,23 @@ def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, st
     spec = job["spec"]
     spec["entrypoint"] = jobspec.entrypoint_command(cfg, jobspec.HEAD_ARTIFACTS_DIR)
     spec["runtimeEnvYAML"] = yaml.safe_dump(runtime_env(cfg), sort_keys=False)
+    # Both count from the RayJob's start; the pre-running one is shorter (config.cross_check), so a
+    # cluster that never starts ends with PreRunningDeadlineExceeded, not as a job that ran too long.
     spec["activeDeadlineSeconds"] = cfg.common.timeout
-    spec["preRunningDeadlineSeconds"] = min(spec.get("preRunningDeadlineSeconds", cfg.common.timeout), cfg.common.timeout)
+    spec["preRunningDeadlineSeconds"] = start_deadline(cfg.common)
     if cfg.common.keep_cluster:
-        # The user asked to keep the cluster: KubeRay still deletes it, --keep-cluster-ttl after the job ends.
+        # The user asked to keep the cluster: KubeRay still deletes it, --keep-cluster-ttl after the job
+        # ends, and the RayJob (DeleteSelf) as long after that as the base keeps between the two.
         for rule in spec.get("deletionStrategy", {}).get("deletionRules", []):
-            rule["condition"]["ttlSeconds"] = cfg.common.keep_cluster_ttl
+            condition = rule["condition"]
+            if rule["policy"] == "DeleteSelf":
+                condition["ttlSeconds"] = cfg.common.keep_cluster_ttl + DELETE_SELF_AFTER_CLUSTER_SECONDS
+            else:
+                condition["ttlSeconds"] = cfg.common.keep_cluster_ttl
 
     cluster = spec["rayClusterSpec"]
-    cluster["rayVersion"] = versions.RAY_VERSION
+    # The image's own Ray version, so that KubeRay's checks (token authentication needs 2.52.0) judge the real one.
+    cluster["rayVersion"] = ray_version(kube) or versions.RAY_VERSION
 
     head = cluster["headGroupSpec"]["template"]
     _label_template(head, run.labels, "ray-head")

@@ -41,6 +41,15 @@ from aks_ray.rundir import RunState
         ("pre-running-deadline", True, report.TIMED_OUT),
         ("stopped", True, report.STOPPED),
         ("complete-but-failed", True, report.FAILED),
+        ("new", False, None),
+        ("validation-failed", True, report.FAILED),
+        ("waiting", False, None),
+        ("retrying", False, None),
+        ("suspending", False, None),
+        ("suspended", False, None),
+        ("grace-period-failed", True, report.FAILED),
+        ("grace-period-complete", True, report.SUCCEEDED),
+        ("status-check-timeout", True, report.FAILED),
     ],
 )
 def test_terminal_and_verdict_of_every_kuberay_state(name, terminal, verdict):
@@ -49,6 +58,44 @@ def test_terminal_and_verdict_of_every_kuberay_state(name, terminal, verdict):
     if terminal:
         assert state.verdict() == verdict
     assert state.succeeded is (verdict == report.SUCCEEDED)
+
+
+def test_the_table_covers_every_deployment_status_of_kuberay_1_7():
+    """Every JobDeploymentStatus constant of KubeRay 1.7's rayjob_types.go has a row above."""
+    kuberay_1_7 = {
+        "",
+        "Initializing",
+        "Running",
+        "Complete",
+        "Failed",
+        "ValidationFailed",
+        "Suspending",
+        "Suspended",
+        "Retrying",
+        "Waiting",
+    }
+    assert {JobState.of(obj).deployment for obj in ALL_RAYJOBS.values()} == kuberay_1_7
+
+
+@pytest.mark.parametrize("name", ["new", "initializing", "waiting", "running", "retrying", "suspending", "suspended"])
+def test_every_waiting_state_is_explained_in_the_log(name):
+    state = JobState.of(ALL_RAYJOBS[name])
+    assert state.meaning() and "does not know" not in state.meaning()
+    if state.deployment:
+        assert transitions(None, state)[0] == f"jobDeploymentStatus: (none) -> {state.deployment} ({state.meaning()})"
+
+
+def test_an_unknown_future_state_keeps_waiting_and_says_so():
+    state = JobState(deployment="Quiescing")
+    assert not state.terminal and "does not know" in state.meaning()
+
+
+@pytest.mark.parametrize(
+    ("name", "bookkeeping"),
+    [("grace-period-failed", True), ("status-check-timeout", True), ("app-failed", False), ("grace-period-complete", False)],
+)
+def test_failures_that_are_not_the_trainings(name, bookkeeping):
+    assert JobState.of(ALL_RAYJOBS[name]).not_the_applications is bookkeeping
 
 
 def test_a_job_that_completed_with_a_failed_ray_job_is_not_a_success():
@@ -63,9 +110,14 @@ def test_fresh_rayjob_without_status_waits():
 
 def test_transitions_log_each_changed_field_once():
     first = transitions(None, JobState.of(INITIALIZING))
-    assert first == ["jobDeploymentStatus: (none) -> Initializing"]
+    assert first == [
+        "jobDeploymentStatus: (none) -> Initializing (the Ray cluster is starting (pods scheduled, images pulled, Ray started))"
+    ]
     second = transitions(JobState.of(INITIALIZING), JobState.of(RUNNING))
-    assert second == ["jobDeploymentStatus: Initializing -> Running", "jobStatus: (none) -> RUNNING"]
+    assert second == [
+        "jobDeploymentStatus: Initializing -> Running (the job was submitted; KubeRay follows it)",
+        "jobStatus: (none) -> RUNNING",
+    ]
     assert transitions(JobState.of(RUNNING), JobState.of(RUNNING)) == []
     last = transitions(JobState.of(RUNNING), JobState.of(DEADLINE_EXCEEDED))
     assert last == ["jobDeploymentStatus: Running -> Failed", "reason: (none) -> DeadlineExceeded", "failed attempts: 1"]

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from aks_ray import cli, config, jobspec, rayjob, versions
-from aks_ray.errors import UserError
+from aks_ray.errors import ConfigError, UserError
 
 
 def make_cfg(tmp_path, **env):
@@ -150,8 +150,39 @@ def test_image_pinned_everywhere(tmp_path):
         for container in template["spec"].get("initContainers", []) + template["spec"]["containers"]:
             images.add(container["image"])
     assert images == {"myregistry.azurecr.io/ray:2.60.0-torch"}
-    assert job["spec"]["rayClusterSpec"]["rayVersion"] == versions.RAY_VERSION
     assert versions.RAY_IMAGE.startswith(f"rayproject/ray:{versions.RAY_VERSION}-py311")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({}, versions.RAY_VERSION, id="default-image"),
+        pytest.param({"AKS_RAY_RAY_IMAGE": "rayproject/ray:2.55.1-py311-cpu"}, "2.55.1", id="older-image-tag"),
+        pytest.param({"AKS_RAY_RAY_IMAGE": "myregistry.azurecr.io/ray:2.61.0"}, "2.61.0", id="plain-version-tag"),
+        pytest.param(
+            {"AKS_RAY_RAY_IMAGE": "myregistry.azurecr.io/train:v7", "AKS_RAY_RAY_VERSION": "2.58.0"}, "2.58.0", id="tag-silent-input-says"
+        ),
+        pytest.param({"AKS_RAY_RAY_IMAGE": "rayproject/ray:2.55.1-py311", "AKS_RAY_RAY_VERSION": "2.56.0"}, "2.56.0", id="input-beats-tag"),
+    ],
+)
+def test_ray_version_is_the_images(tmp_path, env, expected):
+    """rayVersion from the image, so KubeRay's own version checks (token authentication) judge the real Ray."""
+    job = job_of(make_cfg(tmp_path, **env))
+    assert job["spec"]["rayClusterSpec"]["rayVersion"] == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        pytest.param({"AKS_RAY_RAY_IMAGE": "myregistry.azurecr.io/train:v7"}, "--ray-version", id="tag-says-nothing"),
+        pytest.param({"AKS_RAY_RAY_IMAGE": "rayproject/ray:2.51.0-py311"}, "--ray-image", id="ray-without-token-auth"),
+        pytest.param({"AKS_RAY_RAY_IMAGE": "rayproject/ray:nightly", "AKS_RAY_RAY_VERSION": "2.50.2"}, "--ray-image", id="input-too-old"),
+    ],
+)
+def test_ray_version_problems_are_bad_input(tmp_path, env, named):
+    with pytest.raises(ConfigError) as info:
+        make_cfg(tmp_path, **env)
+    assert any(problem.startswith(named) for problem in info.value.problems), info.value.problems
 
 
 def test_entrypoint_runtime_env_and_deadlines(tmp_path):
@@ -169,8 +200,31 @@ def test_entrypoint_runtime_env_and_deadlines(tmp_path):
     mounts = spec["submitterPodTemplate"]["spec"]["containers"][0]["volumeMounts"]
     assert env["working_dir"] in [m["mountPath"] for m in mounts]
     assert spec["activeDeadlineSeconds"] == 600
-    assert spec["preRunningDeadlineSeconds"] == 600, "the pre-running guard never outlasts --timeout"
+    assert spec["preRunningDeadlineSeconds"] == 300, "by default half of a short --timeout, so the two deadlines differ"
     assert (spec["backoffLimit"], spec["submitterConfig"]["backoffLimit"]) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("env", "active", "pre_running"),
+    [
+        pytest.param({}, 3600, 600, id="defaults"),
+        pytest.param({"AKS_RAY_TIMEOUT": "2h"}, 7200, 600, id="long-timeout-keeps-10m"),
+        pytest.param({"AKS_RAY_TIMEOUT": "15m"}, 900, 450, id="15m-timeout-half"),
+        pytest.param({"AKS_RAY_TIMEOUT": "15m", "AKS_RAY_START_TIMEOUT": "5m"}, 900, 300, id="explicit"),
+        pytest.param({"AKS_RAY_TIMEOUT": "20m", "AKS_RAY_START_TIMEOUT": "900"}, 1200, 900, id="explicit-seconds"),
+    ],
+)
+def test_pre_running_deadline_is_its_own_and_shorter(tmp_path, env, active, pre_running):
+    spec = job_of(make_cfg(tmp_path, **env))["spec"]
+    assert (spec["activeDeadlineSeconds"], spec["preRunningDeadlineSeconds"]) == (active, pre_running)
+    assert spec["preRunningDeadlineSeconds"] < spec["activeDeadlineSeconds"]
+
+
+@pytest.mark.parametrize("start", ["15m", "20m", "900"])
+def test_start_timeout_not_below_timeout_is_bad_input(tmp_path, start):
+    with pytest.raises(ConfigError) as info:
+        make_cfg(tmp_path, AKS_RAY_TIMEOUT="15m", AKS_RAY_START_TIMEOUT=start)
+    assert any(problem.startswith("--start-timeout") for problem in info.value.problems)
 
 
 def test_token_authentication_stays_on(tmp_path):
@@ -181,8 +235,17 @@ def test_token_authentication_stays_on(tmp_path):
 def test_deletion_waits_for_collection_unless_kept(tmp_path):
     job = job_of(make_cfg(tmp_path))
     rules = job["spec"]["deletionStrategy"]["deletionRules"]
-    assert {r["policy"] for r in rules} == {"DeleteCluster"}
+    assert {r["policy"] for r in rules} == {"DeleteCluster", "DeleteSelf"}
     assert all(r["condition"]["ttlSeconds"] >= 600 for r in rules), "the head must outlive collection"
+    # Every terminal condition KubeRay 1.7 lets a rule name has both: first the cluster, later the RayJob itself.
+    conditions = [{"jobStatus": "SUCCEEDED"}, {"jobStatus": "FAILED"}, {"jobDeploymentStatus": "Failed"}]
+    for condition in conditions:
+        ttl = {
+            r["policy"]: r["condition"]["ttlSeconds"]
+            for r in rules
+            if {k: v for k, v in r["condition"].items() if k != "ttlSeconds"} == condition
+        }
+        assert ttl["DeleteSelf"] > ttl["DeleteCluster"], condition
     # KubeRay's own validation of deletionRules (ValidateRayJobSpec, beyond the CRD's CEL rules):
     # not with shutdownAfterJobFinishes, one rule per (condition, policy), TTLs Workers <= Cluster <= Self.
     assert "shutdownAfterJobFinishes" not in job["spec"]
@@ -194,10 +257,11 @@ def test_deletion_waits_for_collection_unless_kept(tmp_path):
         assert ttls == sorted(ttls)
     kept = job_of(make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true", AKS_RAY_KEEP_CLUSTER_TTL="90m"))
     kept_rules = kept["spec"]["deletionStrategy"]["deletionRules"]
-    assert [r["condition"]["ttlSeconds"] for r in kept_rules] == [5400] * len(rules), "kept, for a bounded time"
+    assert {r["condition"]["ttlSeconds"] for r in kept_rules if r["policy"] == "DeleteCluster"} == {5400}, "kept, for a bounded time"
+    assert {r["condition"]["ttlSeconds"] for r in kept_rules if r["policy"] == "DeleteSelf"} == {5400 + 1800}
     assert [r["policy"] for r in kept_rules] == [r["policy"] for r in rules]
     default_kept = job_of(make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true"))["spec"]["deletionStrategy"]["deletionRules"]
-    assert {r["condition"]["ttlSeconds"] for r in default_kept} == {4 * 3600}
+    assert {r["condition"]["ttlSeconds"] for r in default_kept if r["policy"] == "DeleteCluster"} == {4 * 3600}
 
 
 def test_configmap_carries_every_training_file(tmp_path):
