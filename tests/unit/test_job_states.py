@@ -215,12 +215,39 @@ def test_redact_removes_literal_credentials_and_managed_fields():
     assert "secretKeyRef" in text, "a reference to a Secret is not the secret"
 
 
-def test_driver_log_is_the_latest_non_empty_submitter_log():
+def test_driver_log_is_the_most_complete_submitter_log_not_the_newest():
     older = {"metadata": {"name": "s-1", "creationTimestamp": "2026-11-25T20:00:00Z"}}
     newer = {"metadata": {"name": "s-2", "creationTimestamp": "2026-11-25T20:05:00Z"}}
-    assert collect.pick_driver_log([older, newer], {"s-1": "first try\n", "s-2": "second try\n"}) == "second try\n"
+    whole = "".join(f'AKS_RAY_METRICS {{"kind": "epoch", "epoch": {i}}}\n' for i in range(1, 4))
+    retry = "Waiting for Ray Dashboard GCS to become healthy at http://head:8265 ...\n"
+    # A retried submitter that only waited for the dashboard does not replace the whole log.
+    assert collect.pick_driver_log([older, newer], {"s-1": whole, "s-2": retry}) == whole
+    # One that followed the job further wins, whichever pod is newer.
+    assert collect.pick_driver_log([newer, older], {"s-1": retry, "s-2": whole}) == whole
     assert collect.pick_driver_log([older, newer], {"s-1": "first try\n", "s-2": "  \n"}) == "first try\n"
+    assert collect.pick_driver_log([older, newer], {"s-1": "same\n", "s-2": "later\n"}) == "later\n"
     assert collect.pick_driver_log([], {}) == ""
+
+
+def test_the_heads_driver_log_is_found_by_the_jobs_submission_id(tmp_path):
+    logs = tmp_path / "session-logs"
+    logs.mkdir()
+    (logs / "job-driver-other-run.log").write_text("not ours\n")
+    (logs / f"job-driver-{JOB}-tp9wx.log").write_text("ours, every line\n")
+    assert collect.head_driver_log(logs, f"{JOB}-tp9wx") == "ours, every line\n"
+    assert collect.head_driver_log(logs, "") == ""
+    assert collect.head_driver_log(tmp_path / "absent", f"{JOB}-tp9wx") == ""
+
+
+def test_result_json_from_the_head(tmp_path):
+    assert collect.head_result(tmp_path) is None
+    (tmp_path / "result.json").write_text("{not json")
+    assert collect.head_result(tmp_path) is None
+    (tmp_path / "result.json").write_text(json.dumps({"dataset": {"kind": "dataset"}}))
+    assert collect.head_result(tmp_path) is None, "no final block: the training did not get that far"
+    doc = {"dataset": {"kind": "dataset", "source": "mirror"}, "final": {"kind": "final", "test_accuracy": 0.981}}
+    (tmp_path / "result.json").write_text(json.dumps(doc))
+    assert collect.head_result(tmp_path) == doc
 
 
 @pytest.mark.parametrize(
