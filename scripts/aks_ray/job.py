@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from . import dashboard, diagnose, gha, kube, metrics, rayjob, redact, report, retry, sandbox
+from . import dashboard, diagnose, gha, kube, logstream, metrics, rayjob, redact, report, retry, sandbox
 from .config import Config
 from .errors import DeadlineExceeded, OperationalError
 from .jobstatus import JobState, transitions
@@ -49,7 +49,13 @@ def submitter_pod_ready_for_logs(pod: dict[str, Any]) -> bool:
 
 
 class LogFollower:
-    """Streams each submitter pod's log, once, as the pods appear."""
+    """Streams each submitter pod's log as the pods appear, resuming dropped streams, each line printed once.
+
+    A stream that ends while its pod still runs (an API server restart, an idle
+    connection cut, the read timeout) is opened again from where it was
+    (logstream.PodPosition); a retried submitter's replay of the driver's log is
+    dropped line by line (logstream.DriverLines).
+    """
 
     def __init__(self, kube_: kube.Kube, namespace: str, run_dir: RunDir) -> None:
         self.kube, self.namespace, self.run_dir = kube_, namespace, run_dir
@@ -57,6 +63,8 @@ class LogFollower:
         self.threads: list[threading.Thread] = []
         self.responses: list[Any] = []
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.driver = logstream.DriverLines()
         self.progress = metrics.ProgressAnnouncer()
         run_dir.write_job_log("")
 
@@ -73,26 +81,63 @@ class LogFollower:
             thread.start()
             self.threads.append(thread)
 
+    def _open(self, pod: str, position: logstream.PodPosition) -> Any:
+        kwargs: dict[str, Any] = {"container": SUBMITTER_CONTAINER, "follow": True, "timestamps": True}
+        since = position.since_seconds(time.time())
+        if since is not None:
+            kwargs["since_seconds"] = since
+        return self.kube.core.read_namespaced_pod_log(
+            pod, self.namespace, _preload_content=False, _request_timeout=kube.STREAM_TIMEOUT, **kwargs
+        )
+
     def _stream(self, pod: str) -> None:
-        try:
-            response = self.kube.core.read_namespaced_pod_log(
-                pod, self.namespace, container=SUBMITTER_CONTAINER, follow=True, _preload_content=False
-            )
-        except Exception as exc:
-            log.warning("cannot stream the log of %s/%s: %s", self.namespace, pod, kube.api_message(exc))
-            return
-        self.responses.append(response)
+        position = logstream.PodPosition()
+        attempt = 0
+        while not self.stopping.is_set():
+            position.restart()
+            try:
+                response = self._open(pod, position)
+                self.responses.append(response)
+                self._read(pod, response, position)
+            except Exception as exc:  # a dropped or timed-out stream: look at the pod, then resume or stop
+                log.debug("log stream of %s/%s ended: %s", self.namespace, pod, exc)
+            if not self._still_running(pod):
+                return
+            attempt += 1
+            delay = min(10.0, 0.5 * 2**attempt)
+            log.info("the log stream of %s/%s dropped while the pod runs: resuming in %.0f s", self.namespace, pod, delay)
+            self.stopping.wait(delay)
+
+    def _read(self, pod: str, response: Any, position: logstream.PodPosition) -> None:
         pending = b""
+        for chunk in response.stream(4096, decode_content=True):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                self._pod_line(pod, raw.decode("utf-8", errors="replace"), position)
+        if pending:
+            self._pod_line(pod, pending.decode("utf-8", errors="replace"), position)
+
+    def _still_running(self, pod: str) -> bool:
+        """True while the submitter container runs (or its pod cannot be read: then it is worth another look)."""
         try:
-            for chunk in response.stream(4096, decode_content=True):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    self._line(raw.decode("utf-8", errors="replace"))
-            if pending:
-                self._line(pending.decode("utf-8", errors="replace"))
-        except Exception as exc:  # the stream ends when the pod goes away; nothing to fail over
-            log.debug("log stream of %s ended: %s", pod, exc)
+            obj = kube.call(f"read pod {self.namespace}/{pod}", lambda: self.kube.core.read_namespaced_pod(pod, self.namespace))
+        except Exception as exc:
+            if kube.is_not_found(exc):
+                return False
+            log.debug("cannot read pod %s/%s: %s", self.namespace, pod, exc)
+            return True
+        for status in (self.kube.to_dict(obj).get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") == SUBMITTER_CONTAINER:
+                return "terminated" not in (status.get("state") or {})
+        return True
+
+    def _pod_line(self, pod: str, raw: str, position: logstream.PodPosition) -> None:
+        stamp, line = logstream.split_timestamp(raw)
+        with self.lock:
+            if not position.take(stamp) or not self.driver.new(pod, line):
+                return
+        self._line(line)
 
     def _line(self, line: str) -> None:
         # Prefixed, as the local target does: a training line can then never be a workflow command.
@@ -106,6 +151,7 @@ class LogFollower:
                 log.info("%s", progress)
 
     def stop(self, grace: float = 5.0) -> None:
+        self.stopping.set()
         for thread in self.threads:
             thread.join(timeout=grace)
         for response in self.responses:

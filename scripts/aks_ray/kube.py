@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+# Every API call's timeout (connect, read), so a hung call ends long before the shortest deadline it
+# serves (cleanup's 300 s, the operator's 300 s, job wait's poll): with call()'s 5 attempts and their
+# back-off, a call that hangs every time gives up within about 3 minutes.
+REQUEST_TIMEOUT = (10.0, 30.0)
+# A followed log stream reads nothing while the training is quiet; after this long without a byte it
+# is opened again from where it was (job.LogFollower), which also revives a connection cut silently.
+STREAM_TIMEOUT = (10.0, 120.0)
 
 
 @dataclass
@@ -65,6 +72,7 @@ def connect(cfg: Config) -> Kube:
             f"could not load a Kubernetes configuration from {where}: {exc}",
             "set --kubeconfig to a valid kubeconfig and --kube-context to one of its contexts (kubectl config get-contexts lists them).",
         ) from None
+    with_request_timeout(api_client)
     return Kube(
         api_client=api_client,
         core=client.CoreV1Api(api_client),
@@ -73,6 +81,21 @@ def connect(cfg: Config) -> Kube:
         custom=client.CustomObjectsApi(api_client),
         extensions=client.ApiextensionsV1Api(api_client),
     )
+
+
+def with_request_timeout(api_client: Any, timeout: tuple[float, float] | None = None) -> None:
+    """Give every request of this client a timeout unless its caller chose one (kubernetes' default is none at all).
+
+    The client's REST layer is where every API group's calls meet (api_client.call_api
+    -> rest_client.request), so one wrapper there covers the calls of every module.
+    """
+    rest = api_client.rest_client
+    send = rest.request
+
+    def request(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return send(*args, _request_timeout=_request_timeout or timeout or REQUEST_TIMEOUT, **kwargs)
+
+    rest.request = request
 
 
 def status_of(exc: BaseException) -> int | None:
