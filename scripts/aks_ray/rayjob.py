@@ -63,6 +63,13 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # How long after the Ray cluster a lost run's RayJob is deleted (manifests/rayjob.yaml: 1800 s, then 3600 s).
 DELETE_SELF_AFTER_CLUSTER_SECONDS = 1800
 
+# The launcher and the command it runs (entrypoint_launcher.py), added to the training directory on the cluster.
+LAUNCHER_FILE = "_aks_ray_entrypoint.py"
+ARGV_FILE = "_aks_ray_argv.json"
+LAUNCHER_SOURCE = Path(__file__).with_name("entrypoint_launcher.py")
+# The RayJob's entrypoint: nothing in it that a shell or `ray job submit` could change.
+KUBE_ENTRYPOINT = f"python {LAUNCHER_FILE}"
+
 # Files of the training directory that are never code or data the job needs.
 _SKIP_DIRS = TRAINING_SKIP_DIRS
 _SKIP_SUFFIXES = (".pyc", ".pyo")
@@ -249,7 +256,8 @@ def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, st
     job = copy.deepcopy(base if base is not None else load_base())
     job["metadata"] = {"name": run.job_name, "namespace": run.namespace, "labels": {**run.labels, COMPONENT_LABEL: "rayjob"}}
     spec = job["spec"]
-    spec["entrypoint"] = jobspec.entrypoint_command(cfg, jobspec.HEAD_ARTIFACTS_DIR)
+    # The command itself travels as a file (launcher_files): the entrypoint is parsed by two shells on its way.
+    spec["entrypoint"] = KUBE_ENTRYPOINT
     spec["runtimeEnvYAML"] = yaml.safe_dump(runtime_env(cfg), sort_keys=False)
     # Both count from the RayJob's start; the pre-running one is shorter (config.cross_check), so a
     # cluster that never starts ends with PreRunningDeadlineExceeded, not as a job that ran too long.
@@ -314,6 +322,18 @@ def render_sandbox(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
     return [obj for obj in (quota, sandbox.render_limit_range(run.namespace, namespace_owned), policy) if obj]
 
 
+def launcher_files(cfg: Config) -> list[tuple[str, bytes]]:
+    """The launcher and the driver's command (one JSON list), beside the training code."""
+    taken = [name for name in (LAUNCHER_FILE, ARGV_FILE) if (cfg.training.training_dir / name).exists()]
+    if taken:
+        raise UserError(
+            f"--training-dir {cfg.training.training_dir} holds {', '.join(taken)}, a name aks-ray uses for its launcher.",
+            "rename that file.",
+        )
+    argv = jobspec.entrypoint_argv(cfg, jobspec.HEAD_ARTIFACTS_DIR)
+    return [(LAUNCHER_FILE, LAUNCHER_SOURCE.read_bytes()), (ARGV_FILE, (json.dumps(argv, indent=1) + "\n").encode("utf-8"))]
+
+
 def find(objects: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
     return next(obj for obj in objects if obj["kind"] == kind)
 
@@ -330,7 +350,7 @@ def render_run(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
             "leave --data-dir empty on the kubeconfig and aks targets: the job "
             "downloads MNIST from --mnist-mirror (or trains on the bundled sample).",
         )
-    configmap, items = render_configmap(cfg, run, training_files(cfg.training.training_dir))
+    configmap, items = render_configmap(cfg, run, training_files(cfg.training.training_dir) + launcher_files(cfg))
     return [render_namespace(run), *render_sandbox(cfg, run), configmap, render_rayjob(cfg, run, items)]
 
 

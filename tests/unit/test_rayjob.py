@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -189,8 +194,10 @@ def test_entrypoint_runtime_env_and_deadlines(tmp_path):
     cfg = make_cfg(tmp_path, AKS_RAY_TIMEOUT="10m", AKS_RAY_EPOCHS="1", AKS_RAY_CPUS_PER_WORKER="2")
     job = job_of(cfg)
     spec = job["spec"]
-    assert spec["entrypoint"] == jobspec.entrypoint_command(cfg, jobspec.HEAD_ARTIFACTS_DIR)
-    assert "--epochs 1" in spec["entrypoint"] and "--data-dir" not in spec["entrypoint"]
+    assert spec["entrypoint"] == rayjob.KUBE_ENTRYPOINT
+    argv = json.loads(rebuilt_training_dir(render(cfg)[1])[rayjob.ARGV_FILE])
+    assert argv == jobspec.entrypoint_argv(cfg, jobspec.HEAD_ARTIFACTS_DIR)
+    assert argv[argv.index("--epochs") + 1] == "1" and "--data-dir" not in argv
     env = yaml.safe_load(spec["runtimeEnvYAML"])
     # A plain pin: an image that has this torch needs no download; otherwise the CPU index's +cpu build wins.
     assert env["pip"]["packages"] == [f"torch=={versions.TORCH_VERSION}"]
@@ -276,7 +283,7 @@ def test_configmap_carries_every_training_file(tmp_path):
             rebuilt[item["path"]] = configmap["data"][item["key"]].encode()
         else:
             rebuilt[item["path"]] = base64.b64decode(configmap["binaryData"][item["key"]])
-    assert rebuilt == dict(rayjob.training_files(cfg.training.training_dir))
+    assert rebuilt == dict(rayjob.training_files(cfg.training.training_dir) + rayjob.launcher_files(cfg))
     assert "train_mnist.py" in rebuilt
     assert "train_mnist.py" in "".join(k for k in configmap.get("data", {})), "code stays readable"
     assert not any("__pycache__" in path or path.endswith(".pyc") for path in rebuilt)
@@ -330,3 +337,70 @@ def test_a_local_data_dir_is_refused_on_a_cluster(tmp_path):
     with pytest.raises(UserError, match="--data-dir") as excinfo:
         render(make_cfg(tmp_path, AKS_RAY_DATA_DIR=str(data)))
     assert "--mnist-mirror" in excinfo.value.fix
+
+
+def rebuilt_training_dir(objects) -> dict[str, str]:
+    """The submitter's training folder as its ConfigMap volume lays it out (text files only)."""
+    configmap, job = rayjob.find(objects, "ConfigMap"), rayjob.find(objects, "RayJob")
+    volume = next(v for v in job["spec"]["submitterPodTemplate"]["spec"]["volumes"] if "configMap" in v)
+    return {
+        item["path"]: configmap["data"][item["key"]] for item in volume["configMap"]["items"] if item["key"] in configmap.get("data", {})
+    }
+
+
+# A stand-in for the Ray image's `ray` CLI: `ray job status` finds no job, `ray job submit ... -- ARGS`
+# joins ARGS into one entrypoint string as the given Ray release does (shlex.join since Ray 2.60,
+# subprocess.list2cmdline before), and runs it with a shell in the working_dir, as Ray's job supervisor does
+# (subprocess.Popen(entrypoint, shell=True)); `ray job logs` has nothing more to say.
+FAKE_RAY = """#!{python}
+import os, shlex, subprocess, sys
+args = sys.argv[1:]
+if args[:2] != ["job", "submit"]:
+    sys.exit(1 if args[:2] == ["job", "status"] else 0)
+entrypoint = args[args.index("--") + 1:]
+command = subprocess.list2cmdline(entrypoint) if os.environ["JOIN"] == "list2cmdline" else shlex.join(entrypoint)
+sys.exit(subprocess.run(command, shell=True, cwd=os.environ["WORKING_DIR"]).returncode)
+"""
+SHOW_ARGV = "import json, sys\nopen('argv.json', 'w').write(json.dumps(sys.argv[1:]))\n"
+AWKWARD = "https://mirror.example/mnist/?token=a&b=$HOME;echo pwned `id` 'single' \"double\" two  spaces|x>y/"
+
+
+@pytest.mark.parametrize("join", ["shlex.join", "list2cmdline"], ids=["ray-2.60", "older-ray"])
+def test_the_entrypoint_reaches_the_driver_exactly_as_given(tmp_path, join):
+    """Through KubeRay 1.7's submitter command (bash -c), `ray job submit` and the driver's shell: argv unchanged."""
+    training = tmp_path / "training"
+    training.mkdir()
+    (training / "show_argv.py").write_text(SHOW_ARGV)
+    cfg = make_cfg(tmp_path, AKS_RAY_TRAINING_DIR=str(training), AKS_RAY_ENTRYPOINT="python show_argv.py --tag a")
+    # Values no input may carry today (config refuses shell characters), to show the path itself is safe.
+    cfg = dataclasses.replace(
+        cfg, training=dataclasses.replace(cfg.training, mnist_mirror=AWKWARD, entrypoint="python show_argv.py --tag 'a b;c'")
+    )
+    job = rayjob.find(render(cfg)[1], "RayJob")
+    working_dir = tmp_path / "working-dir"
+    working_dir.mkdir()
+    for path, text in rebuilt_training_dir(render(cfg)[1]).items():
+        (working_dir / path).write_text(text)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ray").write_text(FAKE_RAY.format(python=sys.executable))
+    (bin_dir / "python").symlink_to(sys.executable)
+    (bin_dir / "ray").chmod(0o755)
+    # KubeRay 1.7's K8sJobMode command (common/job.go BuildJobSubmitCommand), joined with spaces, run by `/bin/bash -c --`.
+    address = "http://aks-ray-42-abc123-head-svc.aks-ray.svc.cluster.local:8265"
+    runtime_env = json.dumps(yaml.safe_load(job["spec"]["runtimeEnvYAML"]))
+    job_id = "aks-ray-42-abc123-tp9wx"
+    parts = [
+        ["if", "!", "ray", "job", "status", "--address", address, job_id, ">/dev/null", "2>&1", ";", "then"],
+        ["ray", "job", "submit", "--address", address, "--no-wait", "--runtime-env-json", json.dumps(runtime_env)],
+        ["--submission-id", job_id, "--", job["spec"]["entrypoint"].strip(), ";", "fi", ";"],
+        ["ray", "job", "logs", "--address", address, "--follow", job_id],
+    ]
+    command = " ".join(word for part in parts for word in part)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "JOIN": join, "WORKING_DIR": str(working_dir), "HOME": str(tmp_path)}
+    subprocess.run(["/bin/bash", "-c", "--", command], env=env, check=True, timeout=60)
+    received = json.loads((working_dir / "argv.json").read_text())
+    expected = jobspec.entrypoint_argv(cfg, jobspec.HEAD_ARTIFACTS_DIR)[2:]
+    assert received == expected
+    assert received[received.index("--mnist-mirror") + 1] == AWKWARD
+    assert received[:2] == ["--tag", "a b;c"]
