@@ -217,10 +217,29 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
             run.configmap_name,
             len(configmap.get("data", {})) + len(configmap.get("binaryData", {})),
         )
-        kube.create(api, job)
+        created = kube.create(api, job)
         log.info("created RayJob %s/%s (%d worker(s), image %s)", run.namespace, run.job_name, cfg.training.workers, cfg.kube.ray_image)
+        own_run_objects(api, created, (configmap, policy))
     gha.set_outputs(cfg.github.output, {"job-name": run.job_name})
     return state
+
+
+def own_run_objects(api: kube.Kube, created_job: dict[str, Any], objects: tuple[dict[str, Any], ...]) -> None:
+    """The RayJob owns the run's ConfigMap and NetworkPolicy: when KubeRay's DeleteSelf rule (or anyone) deletes
+    the RayJob of a run whose runner was lost, Kubernetes deletes them too. Not fatal: cleanup deletes them by label."""
+    for obj in objects:
+        try:
+            kube.set_owner(api, obj, created_job)
+        except Exception as exc:
+            meta = obj["metadata"]
+            log.warning(
+                "could not make RayJob %s the owner of %s %s/%s (%s): only `aks-ray cleanup` deletes it",
+                created_job["metadata"]["name"],
+                obj["kind"],
+                meta["namespace"],
+                meta["name"],
+                kube.api_message(exc),
+            )
 
 
 def gather_diagnostics(api: kube.Kube, state: RunState, log_tail: list[str]) -> list[diagnose.Finding]:

@@ -307,9 +307,14 @@ def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, st
     return job
 
 
+# On a namespace a run creates: which run, so that its cleanup deletes it once empty (kube.delete_namespace_if_empty).
+CREATED_BY_RUN_ANNOTATION = "aks-ray.io/created-by-run"
+
+
 def render_namespace(run: RunIdentity) -> dict[str, Any]:
     labels = {MANAGED_BY[0]: MANAGED_BY[1], **sandbox.namespace_labels()}
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": run.namespace, "labels": labels}}
+    metadata = {"name": run.namespace, "labels": labels, "annotations": {CREATED_BY_RUN_ANNOTATION: run.job_name}}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
 
 
 def render_sandbox(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
