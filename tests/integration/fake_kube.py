@@ -38,6 +38,8 @@ class FakeCluster:
         self.sandbox: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.namespace_labels: dict[str, dict[str, str]] = {}
         self.namespace_annotations: dict[str, dict[str, str]] = {}
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self.lease_versions = 0
         # (plural, name, content type, body) of every PATCH.
         self.patches: list[tuple[str, str, str, Any]] = []
         self.namespaces: set[str] = set()
@@ -86,6 +88,8 @@ class FakeCluster:
                 self.patches.append((m[2], m[3], content_type, body))
                 store[key].setdefault("metadata", {}).update(body.get("metadata", {}))
                 return 200, store[key]
+            if m := re.fullmatch(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?", path):
+                return self.lease(method, m[1], m[2], body)
             if m := re.fullmatch(SANDBOX_COLLECTIONS, path):
                 if method == "POST":
                     key = (m[2], m[1], body["metadata"]["name"])
@@ -149,6 +153,32 @@ class FakeCluster:
                 }
         return self.not_found()
 
+    def lease(self, method: str, namespace: str, name: str | None, body: Any) -> tuple[int, Any]:
+        """Leases as the API server keeps them: create refuses an existing name, replace needs the current resourceVersion."""
+        conflict = 409, {"kind": "Status", "apiVersion": "v1", "code": 409, "reason": "Conflict", "message": "conflict"}
+        if method == "POST":
+            key = (namespace, body["metadata"]["name"])
+            if key in self.leases:
+                return conflict
+            self.lease_versions += 1
+            body["metadata"]["resourceVersion"] = str(self.lease_versions)
+            self.leases[key] = body
+            return 201, body
+        key = (namespace, name or "")
+        if key not in self.leases:
+            return self.not_found()
+        if method == "PUT":
+            if body["metadata"].get("resourceVersion") != self.leases[key]["metadata"]["resourceVersion"]:
+                return conflict
+            self.lease_versions += 1
+            body["metadata"]["resourceVersion"] = str(self.lease_versions)
+            self.leases[key] = body
+            return 200, body
+        if method == "DELETE":
+            self.leases.pop(key)
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+        return 200, self.leases[key]
+
     @staticmethod
     def not_found() -> tuple[int, Any]:
         return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}
@@ -174,7 +204,7 @@ def serve(cluster: FakeCluster, tls: tuple[Path, Path] | None = None) -> tuple[T
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_DELETE = do_PATCH = _reply
+        do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _reply
 
         def log_message(self, *args: Any) -> None:
             pass
