@@ -201,7 +201,13 @@ def test_entrypoint_runtime_env_and_deadlines(tmp_path):
     env = yaml.safe_load(spec["runtimeEnvYAML"])
     # A plain pin: an image that has this torch needs no download; otherwise the CPU index's +cpu build wins.
     assert env["pip"]["packages"] == [f"torch=={versions.TORCH_VERSION}"]
-    assert env["pip"]["pip_install_options"] == ["--extra-index-url", rayjob.TORCH_CPU_INDEX]
+    # Ray's defaults kept (the list replaces them), the CPU index added.
+    assert env["pip"]["pip_install_options"] == [
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+        "--extra-index-url",
+        rayjob.TORCH_CPU_INDEX,
+    ]
     assert env["env_vars"]["OMP_NUM_THREADS"] == "2"
     # The working_dir is where the submitter pod has the training directory.
     mounts = spec["submitterPodTemplate"]["spec"]["containers"][0]["volumeMounts"]
