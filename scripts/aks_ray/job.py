@@ -21,7 +21,7 @@ from typing import Any
 from . import dashboard, diagnose, gha, kube, logstream, metrics, rayjob, redact, report, retry, sandbox
 from .config import Config
 from .errors import DeadlineExceeded, OperationalError
-from .jobstatus import JobState, transitions
+from .jobstatus import TERMINAL_JOB, JobState, transitions, with_rays_own_status
 from .rundir import RunDir, RunState
 
 log = logging.getLogger(__name__)
@@ -303,6 +303,8 @@ def wait(cfg: Config, state: RunState) -> JobState:
                 raise
     finally:
         follower.stop()
+    if final.not_the_applications:
+        final = ask_ray(api, state, final, deadline)
     state.verdict = final.verdict()
     run_dir.save_job(state)
     if final.succeeded:
@@ -310,6 +312,71 @@ def wait(cfg: Config, state: RunState) -> JobState:
         return final
     report_findings(gather_diagnostics(api, state, run_dir.read_job_log()[-500:]))
     raise failure_error(state, final)
+
+
+# Asks the Ray Jobs API on the head for a job's status; the head's Ray containers carry the
+# cluster's token in their environment (KubeRay's authOptions), which the client sends.
+RAY_STATUS_SCRIPT = (
+    "import sys\n"
+    "from ray.job_submission import JobSubmissionClient\n"
+    "status = JobSubmissionClient('http://127.0.0.1:8265').get_job_status(sys.argv[1])\n"
+    "print('AKS_RAY_JOB_STATUS', getattr(status, 'value', status))\n"
+)
+RAY_STATUS_POLL_SECONDS = 15.0
+
+
+def ray_job_status(api: kube.Kube, namespace: str, head: str, job_id: str) -> str | None:
+    """Ray's own status of the job (SUCCEEDED, RUNNING, ...), asked on the head pod; None if it cannot be had."""
+    from kubernetes.stream import stream
+
+    try:
+        output = stream(
+            api.core.connect_get_namespaced_pod_exec, head, namespace, container="ray-head",
+            command=["python", "-c", RAY_STATUS_SCRIPT, job_id], stderr=True, stdin=False, stdout=True, tty=False,
+            _request_timeout=60,
+        )  # fmt: skip
+    except Exception as exc:
+        log.warning("could not ask the Ray head %s/%s for the job's status: %s", namespace, head, kube.api_message(exc))
+        return None
+    for line in str(output).splitlines():
+        if line.startswith("AKS_RAY_JOB_STATUS "):
+            return line.split()[1]
+    log.warning("the Ray head %s/%s did not say the job's status: %s", namespace, head, str(output)[-300:])
+    return None
+
+
+def ask_ray(api: kube.Kube, state: RunState, final: JobState, deadline: retry.Deadline) -> JobState:
+    """KubeRay failed the RayJob for its own bookkeeping (the submitter's stream ended early): ask Ray itself.
+
+    While Ray's job still runs, wait for it (the head stays until KubeRay's deletion rule), within the deadline.
+    """
+    gha.warning(
+        f"KubeRay marked RayJob {state.namespace}/{state.job_name} {final.deployment} ({final.reason}), which is not the "
+        "training's verdict: asking the Ray head for the job's own status.",
+        title="aks-ray: KubeRay's bookkeeping",
+    )
+    job = kube.get_rayjob(api, state.namespace, state.job_name) or {}
+    job_id = (job.get("status") or {}).get("jobId", "")
+    heads = kube.list_pods(
+        api, state.namespace, f"ray.io/cluster={(job.get('status') or {}).get('rayClusterName', '')},ray.io/node-type=head"
+    )
+    head = next((p["metadata"]["name"] for p in heads if (p.get("status") or {}).get("phase") == "Running"), None)
+    if not (job_id and head):
+        log.warning("no running Ray head to ask: KubeRay's verdict stands")
+        return final
+    while True:
+        status = ray_job_status(api, state.namespace, head, job_id)
+        if status is None or status in TERMINAL_JOB:
+            break
+        if deadline.expired:
+            log.warning("Ray's job %s is still %s at the deadline: KubeRay's verdict stands", job_id, status)
+            break
+        log.info("Ray's job %s is still %s (KubeRay stopped following it): waiting for it", job_id, status)
+        time.sleep(min(RAY_STATUS_POLL_SECONDS, deadline.remaining))
+    corrected = with_rays_own_status(final, status)
+    if corrected is not final:
+        log.info("Ray says the job %s ended %s: that is the run's verdict", job_id, status)
+    return corrected
 
 
 def failure_error(state: RunState, final: JobState) -> OperationalError:

@@ -109,3 +109,18 @@ def transitions(before: JobState | None, after: JobState) -> list[str]:
     if after.failed_attempts > before.failed_attempts:
         lines.append(f"failed attempts: {after.failed_attempts}")
     return lines
+
+
+def with_rays_own_status(final: JobState, ray_status: str | None) -> JobState:
+    """KubeRay's verdict corrected by what the Ray Jobs API on the head says, for a failure of KubeRay's bookkeeping.
+
+    Only for NOT_THE_APPLICATIONS reasons: there KubeRay wrote Failed without Ray's job
+    having ended (or after it succeeded). Ray's terminal status, when it has one, is
+    the training's verdict; otherwise KubeRay's stands.
+    """
+    if not final.not_the_applications or ray_status not in TERMINAL_JOB:
+        return final
+    deployment = "Complete" if ray_status != "FAILED" else "Failed"
+    reason = final.reason if ray_status != "SUCCEEDED" else ""
+    message = f"Ray's job ended {ray_status} (KubeRay had marked the RayJob {final.deployment}: {final.reason})"
+    return JobState(deployment=deployment, job_status=ray_status, reason=reason, message=message, failed_attempts=final.failed_attempts)

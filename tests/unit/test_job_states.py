@@ -24,7 +24,7 @@ from kuberay_objects import (
 from aks_ray import cleanup, collect, config, operator, report
 from aks_ray.errors import UserError
 from aks_ray.job import submitter_pod_ready_for_logs
-from aks_ray.jobstatus import JobState, transitions
+from aks_ray.jobstatus import JobState, transitions, with_rays_own_status
 from aks_ray.rundir import RunState
 
 
@@ -403,3 +403,22 @@ def test_safe_extract_of_a_folders_contents(tmp_path):
     names = collect.safe_extract(archive, tmp_path / "logs")
     assert sorted(names) == ["./old/worker.log", "./raylet.out"]
     assert (tmp_path / "logs/raylet.out").read_bytes() == b"raylet"
+
+
+@pytest.mark.parametrize(
+    ("name", "ray_status", "verdict"),
+    [
+        ("grace-period-failed", "SUCCEEDED", report.SUCCEEDED),
+        ("grace-period-failed", "FAILED", report.FAILED),
+        ("grace-period-failed", "STOPPED", report.STOPPED),
+        ("grace-period-failed", None, report.FAILED),
+        ("grace-period-failed", "RUNNING", report.FAILED),
+        ("status-check-timeout", "SUCCEEDED", report.SUCCEEDED),
+        ("app-failed", "SUCCEEDED", report.FAILED),
+        ("deadline-exceeded", "SUCCEEDED", report.TIMED_OUT),
+    ],
+)
+def test_rays_own_status_corrects_only_kuberays_bookkeeping(name, ray_status, verdict):
+    """A healthy training that KubeRay failed because the follow stream ended early is reported by Ray's status."""
+    final = with_rays_own_status(JobState.of(ALL_RAYJOBS[name]), ray_status)
+    assert final.terminal and final.verdict() == verdict
