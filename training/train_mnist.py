@@ -66,13 +66,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ------------------------------------------------------------------ workers
 
 
-def _all_reduce_sum(values: list[float], world_size: int) -> list[float]:
+def _all_reduce_sum(values: list[float], world_size: int, device) -> list[float]:
+    """Sum the workers' values. The tensor lives on the model's device: the NCCL process group
+    Ray Train makes for GPUs refuses CPU tensors (gloo, for CPUs, takes CPU ones)."""
     if world_size == 1:
         return values
     import torch
     import torch.distributed as dist
 
-    tensor = torch.tensor(values, dtype=torch.float64)
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
 
@@ -111,7 +113,7 @@ def train_loop_per_worker(config: dict) -> None:
         train_seconds = time.perf_counter() - started
         test_loss_sum, correct = evaluate(model, test_x, test_y)
         loss_sum, test_loss_sum, correct, seen, tested = _all_reduce_sum(
-            [loss_sum, test_loss_sum, correct, per_worker, len(test_y)], world_size
+            [loss_sum, test_loss_sum, correct, per_worker, len(test_y)], world_size, device
         )
         metrics = {
             "epoch": epoch,

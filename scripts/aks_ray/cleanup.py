@@ -4,8 +4,9 @@ The label selector always carries the run's own label (aks-ray.io/run=<job
 name>), so a concurrent run in the same namespace, or anything not made by
 aks-ray, is never touched. Deleting the RayJob lets Kubernetes remove what
 KubeRay made for it (RayCluster, pods, submitter Job, head Service, the token
-Secret); the ConfigMap is aks-ray's own and is deleted by label too. The
-namespace stays: other runs may share it.
+Secret); the ConfigMap is aks-ray's own and is deleted by label too. A namespace
+this run created (its aks-ray.io/created-by-run annotation) is deleted once it
+is empty; one that existed before, or holds another run's objects, stays.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def delete_run(cfg: Config, state: RunState) -> int:
         )
     if deleted == 0:
         log.info("nothing to delete: no object carries %s in namespace %s", run.selector, state.namespace)
+    if kube.delete_namespace_if_empty(api, state.namespace, state.job_name):
+        log.info("deleted namespace %s: this run created it, and nothing is left in it", state.namespace)
     return deleted
 
 

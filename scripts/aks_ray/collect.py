@@ -4,7 +4,9 @@ It works after any failure: each piece is collected on its own, and a piece
 that cannot be had is noted in k8s/collect-notes.txt rather than failing the
 rest. Layout of --output-dir:
 
-    job.log                      the driver's log (the submitter's `ray job logs --follow`)
+    job.log                      the driver's log: the head's job-driver-<id>.log, else the most
+                                 complete submitter log (`ray job logs --follow`), else what
+                                 `job wait` streamed
     model.pt                     copied from the head pod (when training got that far)
     k8s/rayjob.yaml              the RayJob, status included
     k8s/raycluster.yaml          its RayCluster
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import json
 import logging
 import shutil
 import tarfile
@@ -60,13 +63,43 @@ def dump_yaml(obj: Any) -> str:
 
 
 def pick_driver_log(pods: list[dict[str, Any]], logs: dict[str, str]) -> str:
-    """The most complete submitter log: the latest pod's, unless it is empty."""
-    ordered = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
+    """The most complete submitter log: the one with the most lines of the driver's output.
+
+    Not the newest: a retried submitter that only printed "waiting for the dashboard"
+    before the run ended must not replace the first one's whole log. On a tie, the
+    newer pod's (it followed the same job to a later point).
+    """
+    ordered = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    best = ""
     for pod in ordered:
         text = logs.get(pod["metadata"]["name"], "")
-        if text.strip():
-            return text
-    return ""
+        if text.strip() and len(text.splitlines()) >= len(best.splitlines()):
+            best = text
+    return best
+
+
+def head_driver_log(session_logs: Path, job_id: str) -> str:
+    """The driver's own log on the head (job-driver-<submission id>.log, Ray's job manager writes it), or ''.
+
+    It is the whole output of the entrypoint, unlike the submitter's `ray job logs
+    --follow`, whose stream can end early and lose the last lines (the final metrics).
+    """
+    if not job_id:
+        return ""
+    path = session_logs / f"job-driver-{job_id}.log"
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+
+def head_result(artifacts: Path) -> dict[str, Any] | None:
+    """result.json the training wrote on the head (train_mnist.py): its final metrics, when it got that far."""
+    path = artifacts / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("final"), dict) else None
 
 
 def outcome_status(job: dict[str, Any] | None, state: RunState) -> str:
@@ -199,15 +232,21 @@ class Collector:
                     except Exception as exc:
                         self.note(f"previous log of {ns}/{pod_name} {container}", exc)
 
-        self._driver_log(pods, submitter_logs, job)
+        # The head's files first: its driver log is the most complete job.log there is.
         self._head_files(pods)
+        self._driver_log(pods, submitter_logs, job)
         if self.notes:
             self.write("collect-notes.txt", "What could not be collected:\n" + "\n".join(f"- {n}" for n in self.notes) + "\n")
         return job, pods, events
 
     def _driver_log(self, pods: list[dict[str, Any]], submitter_logs: dict[str, str], job: dict[str, Any] | None) -> None:
         submitters = [p for p in pods if p["metadata"]["name"] in submitter_logs]
-        text = pick_driver_log(submitters, submitter_logs)
+        job_id = ((job or {}).get("status") or {}).get("jobId", "")
+        text = head_driver_log(self.k8s / "head/session-logs", job_id)
+        if text:
+            log.info("job.log is the driver's log from the head (job-driver-%s.log)", job_id)
+        else:
+            text = pick_driver_log(submitters, submitter_logs)
         if not text:
             head = self._running_head(pods)
             job_id = ((job or {}).get("status") or {}).get("jobId")
@@ -295,6 +334,7 @@ def collect(cfg: Config, state: RunState) -> dict[str, Any]:
         findings = diagnose.diagnose(job, pods, events, log_lines[-500:])
         error = "\n".join(f"{f.title}: {f.annotation()}" for f in findings) or "\n".join(log_lines[-30:])
     run = state.identity()
+    result = head_result(run_dir.k8s / "head/artifacts")
     outcome = report.RunOutcome(
         target=cfg.target,
         status=status,
@@ -304,6 +344,7 @@ def collect(cfg: Config, state: RunState) -> dict[str, Any]:
         dashboard=dashboard.summary_paragraph(cfg, run, kept=cfg.common.keep_cluster),
         # The step output is for a later workflow step, which can only use a cluster that was kept.
         dashboard_command=dashboard.command_line(cfg, run) if cfg.common.keep_cluster else "",
+        result=result,
     )
     doc = report.write_outputs(cfg, outcome)
     if estimate is not None:

@@ -183,6 +183,30 @@ def parse_optional_dns_label(raw: str) -> str | None:
     return parse_dns_label(raw) if raw.strip() else None
 
 
+# KubeRay 1.7 refuses a RayJob whose name is not a DNS-1035 label (a letter first) or is longer
+# than 47 characters (MaxRayJobNameLength: 53 for a RayCluster's name, less the 6 of the
+# "-xxxxx" it appends), writing jobDeploymentStatus ValidationFailed (utils/validation.go).
+RAYJOB_NAME_MAX = 47
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def parse_optional_rayjob_name(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if len(value) > RAYJOB_NAME_MAX or not _DNS_1035_LABEL.match(value):
+        raise Invalid(
+            f"{raw!r} is not a name KubeRay accepts for a RayJob ({len(value)} characters)",
+            f"use at most {RAYJOB_NAME_MAX} lowercase letters, digits and '-', starting with a letter and ending with a letter "
+            "or digit (a DNS-1035 label, as KubeRay checks it), or leave it empty for a unique name per run",
+        )
+    return value
+
+
+def parse_optional_duration(raw: str) -> int | None:
+    return parse_duration(raw) if raw.strip() else None
+
+
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 
 
@@ -421,6 +445,33 @@ def parse_image(raw: str) -> str:
     return value
 
 
+_RAY_VERSION = re.compile(r"^(\d+\.\d+\.\d+)$")
+_TAG_RAY_VERSION = re.compile(r"^(\d+\.\d+\.\d+)(?![.\d])")
+# KubeRay 1.7 refuses token authentication (manifests/rayjob.yaml's authOptions) below this Ray (validation.go).
+MIN_RAY_VERSION_TOKEN_AUTH = (2, 52, 0)
+
+
+def parse_optional_ray_version(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not _RAY_VERSION.match(value):
+        raise Invalid(f"{raw!r} is not a Ray version", "use MAJOR.MINOR.PATCH, such as 2.60.0")
+    return value
+
+
+def image_ray_version(image: str) -> str | None:
+    """The Ray version a Ray image's tag states ('rayproject/ray:2.60.0-py311-cpu' -> '2.60.0'), else None."""
+    tag = image.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
+    match = _TAG_RAY_VERSION.match(tag)
+    return match.group(1) if match else None
+
+
+def ray_version(kube: KubeOptions) -> str | None:
+    """--ray-version, or the one --ray-image's tag states."""
+    return kube.ray_version or image_ray_version(kube.ray_image)
+
+
 def parse_url(raw: str) -> str:
     value = raw.strip()
     if not re.match(r"^(https?|file)://[^\s]+$", value):
@@ -578,6 +629,12 @@ class CommonOptions:
     )
     output_dir: Path = option("aks-ray-output", "folder for logs, metrics, model and summary", parse_path)
     timeout: int = option("60m", "deadline for the training job, from submission to a final state (seconds, or 15m, 2h)", parse_duration)
+    start_timeout: int | None = option(
+        "",
+        "deadline for the Ray cluster to start and the job to be submitted, counted from submission, within --timeout "
+        "(a cluster that never becomes ready fails with its own finding); empty: 10m, or half of --timeout when that is shorter",
+        parse_optional_duration,
+    )
     dry_run: bool = option("false", "print what would be created and exit, touching nothing", parse_bool, is_flag=True)
     keep_cluster: bool = option(
         "false", "leave the Ray cluster running after the job (prints how to open the dashboard)", parse_bool, is_flag=True
@@ -623,7 +680,11 @@ class KubeOptions:
     )
     kube_context: str | None = option("", "kubeconfig context; empty: the current one", parse_optional_str)
     namespace: str = option("aks-ray", "namespace for the RayJob and its pods", parse_dns_label)
-    job_name: str | None = option("", "RayJob name; empty: a unique name per run", parse_optional_dns_label)
+    job_name: str | None = option(
+        "",
+        "RayJob name, at most 47 characters starting with a letter (as KubeRay requires); empty: a unique name per run",
+        parse_optional_rayjob_name,
+    )
     operator_namespace: str = option("kuberay-system", "namespace of the KubeRay operator", parse_dns_label)
     kuberay_version: str = option(versions.KUBERAY_CHART_VERSION, "KubeRay operator Helm chart version", parse_version)
     kuberay_chart: str = option(
@@ -637,6 +698,12 @@ class KubeOptions:
         f"pip-install torch=={versions.TORCH_VERSION} in the Ray pods at run time: auto (unless the ray-image tag names "
         f"torch{versions.TORCH_VERSION}, as an image built with it does), always, or never (the image has it)",
         choice("auto", "always", "never"),
+    )
+    ray_version: str | None = option(
+        "",
+        "the Ray version inside --ray-image, written into the RayCluster's rayVersion so KubeRay's version checks apply; "
+        "empty: read from the image's tag (2.60.0-py311-cpu says 2.60.0)",
+        parse_optional_ray_version,
     )
     head_cpus: str = option(
         "1",
@@ -1048,9 +1115,41 @@ def token_problems(config: Config) -> list[str]:
     return problems
 
 
+DEFAULT_START_TIMEOUT_SECONDS = 600
+
+
+def start_deadline(common: CommonOptions) -> int:
+    """The pre-running deadline (KubeRay's preRunningDeadlineSeconds): --start-timeout, or its default.
+
+    The default leaves at least half of --timeout for training, so that a cluster that never
+    starts and a job that runs too long are told apart (KubeRay checks the active deadline first).
+    """
+    if common.start_timeout is not None:
+        return common.start_timeout
+    return max(1, min(DEFAULT_START_TIMEOUT_SECONDS, common.timeout // 2))
+
+
 def cross_check(config: Config) -> list[str]:
     """Problems that involve more than one option, or the filesystem."""
     problems = verdict_problems(config)
+    common = config.common
+    if config.target in ("kubeconfig", "aks"):
+        version = ray_version(config.kube)
+        if version is None:
+            problems.append(
+                f"--ray-version: the tag of --ray-image {config.kube.ray_image} does not say which Ray it holds, and KubeRay "
+                "needs it (rayVersion) for its checks; set --ray-version to the image's Ray version, such as 2.60.0"
+            )
+        elif tuple(int(part) for part in version.split(".")) < MIN_RAY_VERSION_TOKEN_AUTH:
+            problems.append(
+                f"--ray-image: Ray {version} has no token authentication, which every aks-ray cluster uses (KubeRay 1.7 "
+                f"requires Ray {'.'.join(map(str, MIN_RAY_VERSION_TOKEN_AUTH))} or later for it); use a newer Ray image"
+            )
+    if common.start_timeout is not None and common.start_timeout >= common.timeout:
+        problems.append(
+            f"--start-timeout: {common.start_timeout} s is not shorter than --timeout ({common.timeout} s), which leaves no time to "
+            "train and makes a cluster that never starts look like a job that ran too long; lower it or raise --timeout"
+        )
     training, azure = config.training, config.azure
     if not training.training_dir.is_dir():
         problems.append(f"--training-dir: {training.training_dir} is not a directory; point it at the folder holding your training code")

@@ -244,17 +244,19 @@ def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ())
     if reason == "DeadlineExceeded":
         findings.append(
             Finding(
-                "deadline passed",
-                f"RayJob {name} ran past its deadline (activeDeadlineSeconds, from --timeout): {message}",
-                "raise --timeout, or train for fewer --epochs.",
+                "ran too long",
+                f"RayJob {name} started but did not finish within its deadline (activeDeadlineSeconds, from --timeout): {message}",
+                "raise --timeout, or train for fewer --epochs; the job.log shows how far the training got.",
             )
         )
     elif reason == "PreRunningDeadlineExceeded":
         findings.append(
             Finding(
                 "cluster never became ready",
-                f"RayJob {name} never reached Running: its Ray cluster did not become ready in time ({message}).",
-                "see the scheduling and image errors listed with this one; a first image pull on a new node can take minutes.",
+                f"RayJob {name} never reached Running within --start-timeout: its Ray cluster did not become ready, or the "
+                f"job was not submitted, in time ({message}).",
+                "see the scheduling and image errors listed with this one (an image that cannot be pulled, no room for the pods); "
+                "if the cluster was only slow (a first pull of the Ray image on a new node takes minutes), raise --start-timeout.",
             )
         )
     elif reason == "SubmissionFailed":
@@ -265,6 +267,26 @@ def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ())
                 "read the submitter's log (job.log); KubeRay retried it submitterConfig.backoffLimit times.",
             )
         )
+    elif reason == "JobDeploymentStatusTransitionGracePeriodExceeded":
+        findings.append(
+            Finding(
+                "follow stream ended early",
+                f"RayJob {name}: the submitter ended (its `ray job logs --follow` stream stopped) while Ray's job had not "
+                f"finished, so KubeRay marked the RayJob {status.get('jobDeploymentStatus', 'Failed')} after 30 s ({message}). "
+                "This is KubeRay's bookkeeping, not the training's verdict: the training may have been healthy.",
+                "look at k8s/head/session-logs/job-driver-*.log and k8s/head/artifacts/result.json in the outputs for the "
+                "training's own end; run again if it was cut short (the stream drops on API server or network hiccups).",
+            )
+        )
+    elif reason == "JobStatusCheckTimeoutExceeded":
+        findings.append(
+            Finding(
+                "dashboard unreachable",
+                f"RayJob {name}: KubeRay could not ask the Ray head for the job's status for 5 minutes ({message}).",
+                "the head pod or its dashboard went away (look for an OOMKilled or evicted head pod above); "
+                "raise --head-memory if it was killed for memory.",
+            )
+        )
     elif reason == "AppFailed" and not findings:
         findings.append(
             Finding(
@@ -273,13 +295,24 @@ def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ())
                 "read the end of job.log for the Python traceback; run the same training with --target local to reproduce it.",
             )
         )
-    elif reason == "ValidationFailed":
-        findings.append(Finding("RayJob refused", f"KubeRay refused RayJob {name}: {message}", "fix the option that the message names."))
+    elif reason == "ValidationFailed" or status.get("jobDeploymentStatus") == "ValidationFailed":
+        findings.append(Finding("RayJob refused", f"KubeRay refused RayJob {name}: {message}", validation_fix(message)))
     elif reason and not findings:
         findings.append(
             Finding("RayJob failed", f"RayJob {name} failed ({reason}): {message}", "read job.log and k8s/events.yaml in the artifact.")
         )
     return findings
+
+
+def validation_fix(message: str) -> str:
+    """The option behind a KubeRay validation message (utils/validation.go in KubeRay 1.7)."""
+    if "RayJob name" in message or "metadata is invalid" in message:
+        return "use a --job-name of at most 47 characters that starts with a letter, or leave it empty."
+    if "Ray version" in message or "RayVersion" in message:
+        return "use a --ray-image with Ray 2.52.0 or later, and set --ray-version when its tag does not say the version."
+    if "Deadline" in message or "deadline" in message:
+        return "check --timeout and --start-timeout."
+    return "fix the option that the message names."
 
 
 def diagnose(

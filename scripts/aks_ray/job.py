@@ -18,10 +18,10 @@ import threading
 import time
 from typing import Any
 
-from . import dashboard, diagnose, gha, kube, metrics, rayjob, redact, report, retry, sandbox
+from . import dashboard, diagnose, gha, kube, logstream, metrics, rayjob, redact, report, retry, sandbox
 from .config import Config
 from .errors import DeadlineExceeded, OperationalError
-from .jobstatus import JobState, transitions
+from .jobstatus import TERMINAL_JOB, JobState, transitions, with_rays_own_status
 from .rundir import RunDir, RunState
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,13 @@ def submitter_pod_ready_for_logs(pod: dict[str, Any]) -> bool:
 
 
 class LogFollower:
-    """Streams each submitter pod's log, once, as the pods appear."""
+    """Streams each submitter pod's log as the pods appear, resuming dropped streams, each line printed once.
+
+    A stream that ends while its pod still runs (an API server restart, an idle
+    connection cut, the read timeout) is opened again from where it was
+    (logstream.PodPosition); a retried submitter's replay of the driver's log is
+    dropped line by line (logstream.DriverLines).
+    """
 
     def __init__(self, kube_: kube.Kube, namespace: str, run_dir: RunDir) -> None:
         self.kube, self.namespace, self.run_dir = kube_, namespace, run_dir
@@ -57,6 +63,8 @@ class LogFollower:
         self.threads: list[threading.Thread] = []
         self.responses: list[Any] = []
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.driver = logstream.DriverLines()
         self.progress = metrics.ProgressAnnouncer()
         run_dir.write_job_log("")
 
@@ -73,26 +81,63 @@ class LogFollower:
             thread.start()
             self.threads.append(thread)
 
+    def _open(self, pod: str, position: logstream.PodPosition) -> Any:
+        kwargs: dict[str, Any] = {"container": SUBMITTER_CONTAINER, "follow": True, "timestamps": True}
+        since = position.since_seconds(time.time())
+        if since is not None:
+            kwargs["since_seconds"] = since
+        return self.kube.core.read_namespaced_pod_log(
+            pod, self.namespace, _preload_content=False, _request_timeout=kube.STREAM_TIMEOUT, **kwargs
+        )
+
     def _stream(self, pod: str) -> None:
-        try:
-            response = self.kube.core.read_namespaced_pod_log(
-                pod, self.namespace, container=SUBMITTER_CONTAINER, follow=True, _preload_content=False
-            )
-        except Exception as exc:
-            log.warning("cannot stream the log of %s/%s: %s", self.namespace, pod, kube.api_message(exc))
-            return
-        self.responses.append(response)
+        position = logstream.PodPosition()
+        attempt = 0
+        while not self.stopping.is_set():
+            position.restart()
+            try:
+                response = self._open(pod, position)
+                self.responses.append(response)
+                self._read(pod, response, position)
+            except Exception as exc:  # a dropped or timed-out stream: look at the pod, then resume or stop
+                log.debug("log stream of %s/%s ended: %s", self.namespace, pod, exc)
+            if not self._still_running(pod):
+                return
+            attempt += 1
+            delay = min(10.0, 0.5 * 2**attempt)
+            log.info("the log stream of %s/%s dropped while the pod runs: resuming in %.0f s", self.namespace, pod, delay)
+            self.stopping.wait(delay)
+
+    def _read(self, pod: str, response: Any, position: logstream.PodPosition) -> None:
         pending = b""
+        for chunk in response.stream(4096, decode_content=True):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                self._pod_line(pod, raw.decode("utf-8", errors="replace"), position)
+        if pending:
+            self._pod_line(pod, pending.decode("utf-8", errors="replace"), position)
+
+    def _still_running(self, pod: str) -> bool:
+        """True while the submitter container runs (or its pod cannot be read: then it is worth another look)."""
         try:
-            for chunk in response.stream(4096, decode_content=True):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    self._line(raw.decode("utf-8", errors="replace"))
-            if pending:
-                self._line(pending.decode("utf-8", errors="replace"))
-        except Exception as exc:  # the stream ends when the pod goes away; nothing to fail over
-            log.debug("log stream of %s ended: %s", pod, exc)
+            obj = kube.call(f"read pod {self.namespace}/{pod}", lambda: self.kube.core.read_namespaced_pod(pod, self.namespace))
+        except Exception as exc:
+            if kube.is_not_found(exc):
+                return False
+            log.debug("cannot read pod %s/%s: %s", self.namespace, pod, exc)
+            return True
+        for status in (self.kube.to_dict(obj).get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") == SUBMITTER_CONTAINER:
+                return "terminated" not in (status.get("state") or {})
+        return True
+
+    def _pod_line(self, pod: str, raw: str, position: logstream.PodPosition) -> None:
+        stamp, line = logstream.split_timestamp(raw)
+        with self.lock:
+            if not position.take(stamp) or not self.driver.new(pod, line):
+                return
+        self._line(line)
 
     def _line(self, line: str) -> None:
         # Prefixed, as the local target does: a training line can then never be a workflow command.
@@ -106,6 +151,7 @@ class LogFollower:
                 log.info("%s", progress)
 
     def stop(self, grace: float = 5.0) -> None:
+        self.stopping.set()
         for thread in self.threads:
             thread.join(timeout=grace)
         for response in self.responses:
@@ -171,10 +217,29 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
             run.configmap_name,
             len(configmap.get("data", {})) + len(configmap.get("binaryData", {})),
         )
-        kube.create(api, job)
+        created = kube.create(api, job)
         log.info("created RayJob %s/%s (%d worker(s), image %s)", run.namespace, run.job_name, cfg.training.workers, cfg.kube.ray_image)
+        own_run_objects(api, created, (configmap, policy))
     gha.set_outputs(cfg.github.output, {"job-name": run.job_name})
     return state
+
+
+def own_run_objects(api: kube.Kube, created_job: dict[str, Any], objects: tuple[dict[str, Any], ...]) -> None:
+    """The RayJob owns the run's ConfigMap and NetworkPolicy: when KubeRay's DeleteSelf rule (or anyone) deletes
+    the RayJob of a run whose runner was lost, Kubernetes deletes them too. Not fatal: cleanup deletes them by label."""
+    for obj in objects:
+        try:
+            kube.set_owner(api, obj, created_job)
+        except Exception as exc:
+            meta = obj["metadata"]
+            log.warning(
+                "could not make RayJob %s the owner of %s %s/%s (%s): only `aks-ray cleanup` deletes it",
+                created_job["metadata"]["name"],
+                obj["kind"],
+                meta["namespace"],
+                meta["name"],
+                kube.api_message(exc),
+            )
 
 
 def gather_diagnostics(api: kube.Kube, state: RunState, log_tail: list[str]) -> list[diagnose.Finding]:
@@ -213,6 +278,12 @@ def wait(cfg: Config, state: RunState) -> JobState:
         current = JobState.of(obj)
         for line in transitions(seen["last"], current):
             log.info("RayJob %s/%s %s", state.namespace, state.job_name, line)
+        if current.deployment in ("Retrying", "Suspended", "Suspending") and current.deployment != getattr(
+            seen["last"], "deployment", None
+        ):
+            gha.warning(
+                f"RayJob {state.namespace}/{state.job_name} is {current.deployment}: {current.meaning()}", title="aks-ray: job state"
+            )
         if current.deployment == "Running" and (seen["last"] is None or seen["last"].deployment != "Running"):
             log.info("Ray dashboard while the job runs (localhost only): %s", dashboard.command_line(cfg, run))
         seen["last"] = current
@@ -232,14 +303,93 @@ def wait(cfg: Config, state: RunState) -> JobState:
                 raise
     finally:
         follower.stop()
+    if final.not_the_applications:
+        final = ask_ray(api, state, final, deadline)
     state.verdict = final.verdict()
     run_dir.save_job(state)
     if final.succeeded:
         log.info("RayJob %s/%s succeeded in %.0f s", state.namespace, state.job_name, deadline.elapsed)
         return final
     report_findings(gather_diagnostics(api, state, run_dir.read_job_log()[-500:]))
-    raise OperationalError(
-        f"RayJob {state.namespace}/{state.job_name} ended {final.deployment} (job {final.job_status or 'not started'}"
+    raise failure_error(state, final)
+
+
+# Asks the Ray Jobs API on the head for a job's status; the head's Ray containers carry the
+# cluster's token in their environment (KubeRay's authOptions), which the client sends.
+RAY_STATUS_SCRIPT = (
+    "import sys\n"
+    "from ray.job_submission import JobSubmissionClient\n"
+    "status = JobSubmissionClient('http://127.0.0.1:8265').get_job_status(sys.argv[1])\n"
+    "print('AKS_RAY_JOB_STATUS', getattr(status, 'value', status))\n"
+)
+RAY_STATUS_POLL_SECONDS = 15.0
+
+
+def ray_job_status(api: kube.Kube, namespace: str, head: str, job_id: str) -> str | None:
+    """Ray's own status of the job (SUCCEEDED, RUNNING, ...), asked on the head pod; None if it cannot be had."""
+    from kubernetes.stream import stream
+
+    try:
+        output = stream(
+            api.core.connect_get_namespaced_pod_exec, head, namespace, container="ray-head",
+            command=["python", "-c", RAY_STATUS_SCRIPT, job_id], stderr=True, stdin=False, stdout=True, tty=False,
+            _request_timeout=60,
+        )  # fmt: skip
+    except Exception as exc:
+        log.warning("could not ask the Ray head %s/%s for the job's status: %s", namespace, head, kube.api_message(exc))
+        return None
+    for line in str(output).splitlines():
+        if line.startswith("AKS_RAY_JOB_STATUS "):
+            return line.split()[1]
+    log.warning("the Ray head %s/%s did not say the job's status: %s", namespace, head, str(output)[-300:])
+    return None
+
+
+def ask_ray(api: kube.Kube, state: RunState, final: JobState, deadline: retry.Deadline) -> JobState:
+    """KubeRay failed the RayJob for its own bookkeeping (the submitter's stream ended early): ask Ray itself.
+
+    While Ray's job still runs, wait for it (the head stays until KubeRay's deletion rule), within the deadline.
+    """
+    gha.warning(
+        f"KubeRay marked RayJob {state.namespace}/{state.job_name} {final.deployment} ({final.reason}), which is not the "
+        "training's verdict: asking the Ray head for the job's own status.",
+        title="aks-ray: KubeRay's bookkeeping",
+    )
+    job = kube.get_rayjob(api, state.namespace, state.job_name) or {}
+    job_id = (job.get("status") or {}).get("jobId", "")
+    heads = kube.list_pods(
+        api, state.namespace, f"ray.io/cluster={(job.get('status') or {}).get('rayClusterName', '')},ray.io/node-type=head"
+    )
+    head = next((p["metadata"]["name"] for p in heads if (p.get("status") or {}).get("phase") == "Running"), None)
+    if not (job_id and head):
+        log.warning("no running Ray head to ask: KubeRay's verdict stands")
+        return final
+    while True:
+        status = ray_job_status(api, state.namespace, head, job_id)
+        if status is None or status in TERMINAL_JOB:
+            break
+        if deadline.expired:
+            log.warning("Ray's job %s is still %s at the deadline: KubeRay's verdict stands", job_id, status)
+            break
+        log.info("Ray's job %s is still %s (KubeRay stopped following it): waiting for it", job_id, status)
+        time.sleep(min(RAY_STATUS_POLL_SECONDS, deadline.remaining))
+    corrected = with_rays_own_status(final, status)
+    if corrected is not final:
+        log.info("Ray says the job %s ended %s: that is the run's verdict", job_id, status)
+    return corrected
+
+
+def failure_error(state: RunState, final: JobState) -> OperationalError:
+    """The error a terminal, unsuccessful RayJob ends `job wait` with: KubeRay's own words, and where to look."""
+    where = f"RayJob {state.namespace}/{state.job_name}"
+    if final.refused:
+        return OperationalError(
+            f"KubeRay refused {where} (ValidationFailed): {final.message[:500]}",
+            "fix the option the message names (a --job-name KubeRay refuses is checked up front, so this is likely "
+            "--ray-image's Ray version or a spec this KubeRay version does not support) and run again.",
+        )
+    return OperationalError(
+        f"{where} ended {final.deployment} (job {final.job_status or 'not started'}"
         f"{', reason ' + final.reason if final.reason else ''}): {final.message[:300]}",
         "see the errors above, and job.log and k8s/ in the outputs.",
     )

@@ -39,3 +39,8 @@ def entrypoint_command(cfg: Config, artifacts_dir: str, data_dir: str | None = N
     """The shell command Ray runs as the job's driver, quoted safely."""
     base = shlex.split(cfg.training.entrypoint)
     return shlex.join(base + training_flags(cfg, artifacts_dir, data_dir))
+
+
+def entrypoint_argv(cfg: Config, artifacts_dir: str, data_dir: str | None = None) -> list[str]:
+    """The driver's command as a list of arguments: --entrypoint's words, then the training flags."""
+    return shlex.split(cfg.training.entrypoint) + training_flags(cfg, artifacts_dir, data_dir)

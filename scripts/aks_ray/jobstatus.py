@@ -11,11 +11,27 @@ from typing import Any
 
 from . import report
 
-# KubeRay 1.7's JobDeploymentStatus values that end a RayJob.
-TERMINAL_DEPLOYMENT = {"Complete", "Failed"}
+# KubeRay 1.7's JobDeploymentStatus values (ray-operator/apis/ray/v1/rayjob_types.go) that end a
+# RayJob for aks-ray. ValidationFailed is final too: the controller writes it, with its reason
+# and message, when it refuses the spec (a name over 47 characters, say), and never looks again.
+TERMINAL_DEPLOYMENT = {"Complete", "Failed", "ValidationFailed"}
+# The other states KubeRay 1.7 writes, and what each means while aks-ray waits.
+WAITING_DEPLOYMENT = {
+    "": "created, not yet seen by the KubeRay operator (is it running? aks-ray operator install)",
+    "Initializing": "the Ray cluster is starting (pods scheduled, images pulled, Ray started)",
+    "Waiting": "the cluster is ready and KubeRay waits for a job id (InteractiveMode)",
+    "Running": "the job was submitted; KubeRay follows it",
+    "Retrying": "the attempt failed and KubeRay deletes the cluster to start a new attempt (spec.backoffLimit)",
+    "Suspending": "suspended: KubeRay deletes the cluster and the submitter",
+    "Suspended": "suspended (spec.suspend is true, set by a queue such as Kueue or by a person): nothing runs until it is resumed",
+}
 # Ray's terminal job statuses.
 TERMINAL_JOB = {"SUCCEEDED", "FAILED", "STOPPED"}
 DEADLINE_REASONS = {"DeadlineExceeded", "PreRunningDeadlineExceeded"}
+# KubeRay's reasons for a Failed RayJob that are not the application's verdict: the submitter's
+# follow stream ended before Ray's job did (30 s after the submitter exits), or KubeRay could
+# not reach the dashboard for 5 minutes. The training itself may have been healthy.
+NOT_THE_APPLICATIONS = {"JobDeploymentStatusTransitionGracePeriodExceeded", "JobStatusCheckTimeoutExceeded"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,24 @@ class JobState:
         return self.deployment in TERMINAL_DEPLOYMENT
 
     @property
+    def refused(self) -> bool:
+        """KubeRay refused the spec (ValidationFailed): nothing was started."""
+        return self.deployment == "ValidationFailed"
+
+    @property
+    def not_the_applications(self) -> bool:
+        """Failed for a reason of KubeRay's bookkeeping, not because the training failed."""
+        return self.terminal and not self.succeeded and self.reason in NOT_THE_APPLICATIONS
+
+    def meaning(self) -> str:
+        """What the deployment status means, in words, for the log ('' for the final states)."""
+        if self.deployment in WAITING_DEPLOYMENT:
+            return WAITING_DEPLOYMENT[self.deployment]
+        if self.terminal:
+            return ""
+        return "a state this version of aks-ray does not know; it keeps waiting until the deadline"
+
+    @property
     def succeeded(self) -> bool:
         return self.deployment == "Complete" and self.job_status == "SUCCEEDED"
 
@@ -68,7 +102,25 @@ def transitions(before: JobState | None, after: JobState) -> list[str]:
         ("reason", before.reason, after.reason),
     ):
         if old != new and new:
-            lines.append(f"{label}: {old or '(none)'} -> {new}")
+            line = f"{label}: {old or '(none)'} -> {new}"
+            if label == "jobDeploymentStatus" and after.meaning():
+                line += f" ({after.meaning()})"
+            lines.append(line)
     if after.failed_attempts > before.failed_attempts:
         lines.append(f"failed attempts: {after.failed_attempts}")
     return lines
+
+
+def with_rays_own_status(final: JobState, ray_status: str | None) -> JobState:
+    """KubeRay's verdict corrected by what the Ray Jobs API on the head says, for a failure of KubeRay's bookkeeping.
+
+    Only for NOT_THE_APPLICATIONS reasons: there KubeRay wrote Failed without Ray's job
+    having ended (or after it succeeded). Ray's terminal status, when it has one, is
+    the training's verdict; otherwise KubeRay's stands.
+    """
+    if not final.not_the_applications or ray_status not in TERMINAL_JOB:
+        return final
+    deployment = "Complete" if ray_status != "FAILED" else "Failed"
+    reason = final.reason if ray_status != "SUCCEEDED" else ""
+    message = f"Ray's job ended {ray_status} (KubeRay had marked the RayJob {final.deployment}: {final.reason})"
+    return JobState(deployment=deployment, job_status=ray_status, reason=reason, message=message, failed_attempts=final.failed_attempts)

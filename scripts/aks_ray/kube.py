@@ -19,13 +19,20 @@ from typing import Any, TypeVar
 from . import retry
 from .config import Config
 from .errors import OperationalError, UserError
-from .rayjob import RAY_GROUP, RAY_VERSION_API
-from .rundir import RunIdentity
+from .rayjob import CREATED_BY_RUN_ANNOTATION, RAY_GROUP, RAY_VERSION_API
+from .rundir import RUN_LABEL, RunIdentity
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+# Every API call's timeout (connect, read), so a hung call ends long before the shortest deadline it
+# serves (cleanup's 300 s, the operator's 300 s, job wait's poll): with call()'s 5 attempts and their
+# back-off, a call that hangs every time gives up within about 3 minutes.
+REQUEST_TIMEOUT = (10.0, 30.0)
+# A followed log stream reads nothing while the training is quiet; after this long without a byte it
+# is opened again from where it was (job.LogFollower), which also revives a connection cut silently.
+STREAM_TIMEOUT = (10.0, 120.0)
 
 
 @dataclass
@@ -65,6 +72,7 @@ def connect(cfg: Config) -> Kube:
             f"could not load a Kubernetes configuration from {where}: {exc}",
             "set --kubeconfig to a valid kubeconfig and --kube-context to one of its contexts (kubectl config get-contexts lists them).",
         ) from None
+    with_request_timeout(api_client)
     return Kube(
         api_client=api_client,
         core=client.CoreV1Api(api_client),
@@ -73,6 +81,21 @@ def connect(cfg: Config) -> Kube:
         custom=client.CustomObjectsApi(api_client),
         extensions=client.ApiextensionsV1Api(api_client),
     )
+
+
+def with_request_timeout(api_client: Any, timeout: tuple[float, float] | None = None) -> None:
+    """Give every request of this client a timeout unless its caller chose one (kubernetes' default is none at all).
+
+    The client's REST layer is where every API group's calls meet (api_client.call_api
+    -> rest_client.request), so one wrapper there covers the calls of every module.
+    """
+    rest = api_client.rest_client
+    send = rest.request
+
+    def request(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return send(*args, _request_timeout=_request_timeout or timeout or REQUEST_TIMEOUT, **kwargs)
+
+    rest.request = request
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -290,3 +313,63 @@ def create(kube: Kube, obj: dict[str, Any], dry_run: bool = False) -> dict[str, 
             ) from None
         raise
     raise ValueError(f"aks-ray does not create {kind} objects")  # pragma: no cover
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    """An ownerReference to an object as the API server returned it (its uid included)."""
+    meta = owner["metadata"]
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"], "uid": meta["uid"]}
+
+
+def set_owner(kube: Kube, obj: dict[str, Any], owner: dict[str, Any]) -> None:
+    """Make `owner` the owner of `obj` (a ConfigMap or NetworkPolicy): deleting the owner deletes it too.
+
+    A JSON merge patch of metadata.ownerReferences: it can only be set once the owner
+    exists, as its uid comes from the API server.
+    """
+    kind, meta = obj["kind"], obj["metadata"]
+    patch = {"metadata": {"ownerReferences": [owner_reference(owner)]}}
+    where = f"{kind} {meta['namespace']}/{meta['name']}"
+    if kind == "ConfigMap":
+        method = kube.core.patch_namespaced_config_map
+    elif kind == "NetworkPolicy":
+        from kubernetes import client
+
+        method = client.NetworkingV1Api(kube.api_client).patch_namespaced_network_policy
+    else:  # pragma: no cover
+        raise ValueError(f"aks-ray does not set owners on {kind} objects")
+    call(f"set the owner of {where}", lambda: method(meta["name"], meta["namespace"], patch, _content_type="application/merge-patch+json"))
+
+
+def delete_namespace_if_empty(kube: Kube, name: str, created_by: str) -> bool:
+    """Delete namespace `name` if this run created it and nothing of any run is left in it; True if deleted.
+
+    Empty means: no RayJob, pod or ConfigMap but this run's own (still going away: the
+    namespace's deletion takes them along) and the ConfigMap Kubernetes puts in every
+    namespace. The namespace's quota and limit range (aks-ray's, made with it) do not count.
+    """
+    namespace = get_or_none(f"read namespace {name}", lambda: kube.core.read_namespace(name))
+    if namespace is None:
+        return False
+    annotations = namespace.metadata.annotations or {}
+    if annotations.get(CREATED_BY_RUN_ANNOTATION) != created_by:
+        return False
+
+    def others(objects: list[dict[str, Any]]) -> list[str]:
+        return [o["metadata"]["name"] for o in objects if (o["metadata"].get("labels") or {}).get(RUN_LABEL) != created_by]
+
+    configmaps = call(f"list ConfigMaps in {name}", lambda: kube.core.list_namespaced_config_map(name))
+    configmap_dicts = [kube.to_dict(c) for c in configmaps.items if c.metadata.name != "kube-root-ca.crt"]
+    left = [f"RayJob {n}" for n in others(list_custom(kube, name, "rayjobs", ""))]
+    left += [f"pod {n}" for n in others(list_pods(kube, name, ""))]
+    left += [f"ConfigMap {n}" for n in others(configmap_dicts)]
+    if left:
+        log.info("namespace %s stays: it still holds %s", name, ", ".join(left[:5]))
+        return False
+    try:
+        call(f"delete namespace {name}", lambda: kube.core.delete_namespace(name))
+    except Exception as exc:
+        if is_not_found(exc):
+            return False
+        raise
+    return True

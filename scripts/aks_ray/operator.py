@@ -4,8 +4,11 @@ pyhelm3 drives the helm CLI. The chart (kuberay-operator, version pinned by
 --kuberay-version) comes from --kuberay-chart: KubeRay's Helm repository, or a
 local chart folder or .tgz for clusters without internet. The values are
 manifests/kuberay-values.yaml. A second run with the same chart and values
-changes nothing and says so. Then it waits, with a deadline, until the RayJob
-and RayCluster CRDs are Established and the operator Deployment is Available.
+changes nothing and says so, without contacting the chart repository; runs that
+would change it take a lock (lease.py) so that only one installs at a time, and a
+release left pending is never uninstalled or rolled back. Then it waits, with a
+deadline, until the RayJob and RayCluster CRDs are Established and the operator
+Deployment is Available.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from . import diagnose, gha, kube, redact, retry, versions
+from . import diagnose, gha, kube, lease, redact, retry, versions
 from .config import PROJECT_ROOT, Config
 from .errors import DeadlineExceeded, OperationalError, UserError
 from .rayjob import MANIFESTS_DIR
@@ -117,39 +120,132 @@ def render_operator(cfg: Config) -> list[dict[str, Any]]:
     return asyncio.run(render())
 
 
+# What helm leaves while an install, upgrade or rollback is under way (or was cut off).
+PENDING_STATUSES = {"pending-install", "pending-upgrade", "pending-rollback", "uninstalling"}
+UNCHANGED, INSTALL, BUSY = "unchanged", "install", "busy"
+LOCK_LEASE = "aks-ray-operator-install"
+# Longer than helm's own --timeout (HELM_TIMEOUT, 5 minutes) plus the time to fetch the chart.
+LOCK_DURATION_SECONDS = 600
+# How long a run waits for another run's install before it gives up.
+LOCK_DEADLINE_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class Release:
+    """The deployed release as `helm status` and `helm get values` report it."""
+
+    status: str
+    chart_name: str
+    chart_version: str
+    values: dict[str, Any]
+
+
+def decide(release: Release | None, chart_version: str | None, values: dict[str, Any]) -> str:
+    """UNCHANGED (the same chart version and values are deployed), INSTALL, or BUSY (another helm operation's state).
+
+    A pending release is never undone here: it is another run's install in progress,
+    or one that was cut off, and only its owner or the cluster's owner may decide.
+    """
+    if release is None:
+        return INSTALL
+    if release.status in PENDING_STATUSES:
+        return BUSY
+    same_chart = release.chart_name == versions.KUBERAY_CHART_NAME and chart_version is not None and release.chart_version == chart_version
+    if release.status == "deployed" and same_chart and release.values == values:
+        return UNCHANGED
+    return INSTALL
+
+
+def wanted_chart_version(cfg: Config, source: ChartSource) -> str | None:
+    """The chart version this run would install: --kuberay-version, or a local chart's own Chart.yaml."""
+    if source.version:
+        return source.version
+    path = Path(source.ref)
+    chart_yaml = path / "Chart.yaml" if path.is_dir() else None
+    if chart_yaml is not None and chart_yaml.is_file():
+        return str((yaml.safe_load(chart_yaml.read_text(encoding="utf-8")) or {}).get("version") or "") or None
+    return None  # a packed .tgz: compared after helm has read it
+
+
+async def current_release(client: Any, namespace: str) -> Release | None:
+    """The deployed release, read from the cluster only (helm status and get values: no chart repository)."""
+    from pyhelm3.errors import ReleaseNotFoundError
+
+    try:
+        revision = await client.get_current_revision(RELEASE_NAME, namespace=namespace)
+    except ReleaseNotFoundError:
+        return None
+    metadata = await revision.chart_metadata()
+    status = getattr(revision.status, "value", str(revision.status))
+    return Release(status=status, chart_name=str(metadata.name), chart_version=str(metadata.version), values=await revision.values() or {})
+
+
 def install(cfg: Config) -> bool:
-    """Install or upgrade the release; True if helm changed something."""
+    """Install or upgrade the release; True if helm changed something.
+
+    Nothing is done, and no chart repository contacted, when the same chart version and
+    values are deployed. Otherwise the run takes the lock Lease first, looks again (the
+    run that held it may have installed the same), and only then installs.
+    """
     client = helm_client(cfg)
     source = chart_source(cfg)
     values = load_values()
     namespace = cfg.kube.operator_namespace
+    wanted = wanted_chart_version(cfg, source)
 
-    async def ensure() -> tuple[bool, Any]:
-        from pyhelm3.errors import Error as HelmError
+    async def look() -> str:
+        return decide(await current_release(client, namespace), wanted, values)
 
+    async def upgrade() -> Any:
+        chart = await _get_chart(client, source)
+        if wanted is None and decide(await current_release(client, namespace), str(chart.metadata.version), values) == UNCHANGED:
+            return None
+        return await client.install_or_upgrade_release(
+            RELEASE_NAME, chart, values, namespace=namespace, create_namespace=True, wait=False, timeout=HELM_TIMEOUT
+        )
+
+    def helm_failed(exc: Exception) -> OperationalError:
+        return OperationalError(
+            # helm's stderr (pyhelm3 puts it into the error) may carry the exec plugin's output: redacted.
+            redact.text(f"helm could not install {source.describe()} into namespace {namespace}: {exc}"),
+            "read helm's message above; check that the chart is reachable and "
+            "that you may create cluster-wide objects (CRDs, ClusterRoles).",
+        )
+
+    from pyhelm3.errors import Error as HelmError
+
+    try:
+        if asyncio.run(look()) == UNCHANGED:
+            log.info("release %s/%s already runs %s with the same values: nothing to do", namespace, RELEASE_NAME, source.describe())
+            return False
+    except HelmError as exc:
+        raise helm_failed(exc) from None
+    api = kube.connect(cfg)
+    kube.ensure_namespace(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    holder = lease.holder_identity(cfg.github.run_id)
+    with lease.LeaseLock(api, namespace, LOCK_LEASE, holder, LOCK_DURATION_SECONDS, LOCK_DEADLINE_SECONDS):
         try:
-            chart = await _get_chart(client, source)
-            current = await client.get_proceedable_revision(RELEASE_NAME, namespace=namespace, timeout=HELM_TIMEOUT)
-            if not await client.should_install_or_upgrade_release(current, chart, values):
-                return False, current
-            revision = await client.install_or_upgrade_release(
-                RELEASE_NAME, chart, values, namespace=namespace, create_namespace=True, wait=False, timeout=HELM_TIMEOUT
-            )
-            return True, revision
+            decision = asyncio.run(look())
+            if decision == UNCHANGED:
+                log.info(
+                    "release %s/%s was brought to %s by another run meanwhile: nothing to do", namespace, RELEASE_NAME, source.describe()
+                )
+                return False
+            if decision == BUSY:
+                raise OperationalError(
+                    f"release {namespace}/{RELEASE_NAME} is in a pending state (an install or upgrade outside aks-ray's lock, "
+                    "or one that was cut off); aks-ray never uninstalls or rolls back a release it did not start.",
+                    f"ask the cluster's owner to finish or undo it (helm -n {namespace} history {RELEASE_NAME}; helm rollback or "
+                    "helm uninstall), then run again.",
+                )
+            revision = asyncio.run(upgrade())
         except HelmError as exc:
-            raise OperationalError(
-                # helm's stderr (pyhelm3 puts it into the error) may carry the exec plugin's output: redacted.
-                redact.text(f"helm could not install {source.describe()} into namespace {namespace}: {exc}"),
-                "read helm's message above; check that the chart is reachable and "
-                "that you may create cluster-wide objects (CRDs, ClusterRoles).",
-            ) from None
-
-    changed, revision = asyncio.run(ensure())
-    if changed:
-        log.info("installed %s as release %s/%s, revision %s", source.describe(), namespace, RELEASE_NAME, revision.revision)
-    else:
-        log.info("release %s/%s already runs %s with the same values: nothing changed", namespace, RELEASE_NAME, source.describe())
-    return changed
+            raise helm_failed(exc) from None
+    if revision is None:
+        log.info("release %s/%s already runs %s with the same values: nothing to do", namespace, RELEASE_NAME, source.describe())
+        return False
+    log.info("installed %s as release %s/%s, revision %s", source.describe(), namespace, RELEASE_NAME, revision.revision)
+    return True
 
 
 # ---------------------------------------------------------------- readiness

@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from . import jobspec, sandbox, versions
-from .config import PROJECT_ROOT, RAY_POOL_LABEL, RAY_POOL_TAINT, TRAINING_SKIP_DIRS, Config, links_leaving
+from .config import PROJECT_ROOT, RAY_POOL_LABEL, RAY_POOL_TAINT, TRAINING_SKIP_DIRS, Config, links_leaving, ray_version, start_deadline
 from .errors import UserError
 from .rundir import MANAGED_BY, RUN_LABEL, RunIdentity
 
@@ -57,8 +57,21 @@ SUBMITTER_TRAINING_DIR = "/aks-ray/training"
 # A ConfigMap's data may not exceed 1 MiB; keep room for the object around it.
 CONFIGMAP_LIMIT_BYTES = 1024 * 1024 - 16 * 1024
 
+# Ray's own pip options for a runtime environment (ray/_private/runtime_env/pip.py in Ray 2.60), which a
+# pip_install_options list replaces: --no-cache-dir keeps a 190 MB wheel out of every node's disk cache twice.
+RAY_PIP_DEFAULTS = ("--disable-pip-version-check", "--no-cache-dir")
 # PyTorch's index of CPU-only wheels; pip prefers its `+cpu` build for a plain `torch==X` pin.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+# How long after the Ray cluster a lost run's RayJob is deleted (manifests/rayjob.yaml: 1800 s, then 3600 s).
+DELETE_SELF_AFTER_CLUSTER_SECONDS = 1800
+
+# The launcher and the command it runs (entrypoint_launcher.py), added to the training directory on the cluster.
+LAUNCHER_FILE = "_aks_ray_entrypoint.py"
+ARGV_FILE = "_aks_ray_argv.json"
+LAUNCHER_SOURCE = Path(__file__).with_name("entrypoint_launcher.py")
+# The RayJob's entrypoint: nothing in it that a shell or `ray job submit` could change.
+KUBE_ENTRYPOINT = f"python {LAUNCHER_FILE}"
 
 # Files of the training directory that are never code or data the job needs.
 _SKIP_DIRS = TRAINING_SKIP_DIRS
@@ -228,7 +241,8 @@ def runtime_env(cfg: Config) -> dict[str, Any]:
             if cfg.training.use_gpu
             else {
                 "packages": packages,
-                "pip_install_options": ["--extra-index-url", TORCH_CPU_INDEX],
+                # pip_install_options replaces Ray's defaults rather than adding to them: they are kept.
+                "pip_install_options": [*RAY_PIP_DEFAULTS, "--extra-index-url", TORCH_CPU_INDEX],
             }
         )
     return env
@@ -271,17 +285,26 @@ def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, st
     job = copy.deepcopy(base if base is not None else load_base())
     job["metadata"] = {"name": run.job_name, "namespace": run.namespace, "labels": {**run.labels, COMPONENT_LABEL: "rayjob"}}
     spec = job["spec"]
-    spec["entrypoint"] = jobspec.entrypoint_command(cfg, jobspec.HEAD_ARTIFACTS_DIR)
+    # The command itself travels as a file (launcher_files): the entrypoint is parsed by two shells on its way.
+    spec["entrypoint"] = KUBE_ENTRYPOINT
     spec["runtimeEnvYAML"] = yaml.safe_dump(runtime_env(cfg), sort_keys=False)
+    # Both count from the RayJob's start; the pre-running one is shorter (config.cross_check), so a
+    # cluster that never starts ends with PreRunningDeadlineExceeded, not as a job that ran too long.
     spec["activeDeadlineSeconds"] = cfg.common.timeout
-    spec["preRunningDeadlineSeconds"] = min(spec.get("preRunningDeadlineSeconds", cfg.common.timeout), cfg.common.timeout)
+    spec["preRunningDeadlineSeconds"] = start_deadline(cfg.common)
     if cfg.common.keep_cluster:
-        # The user asked to keep the cluster: KubeRay still deletes it, --keep-cluster-ttl after the job ends.
+        # The user asked to keep the cluster: KubeRay still deletes it, --keep-cluster-ttl after the job
+        # ends, and the RayJob (DeleteSelf) as long after that as the base keeps between the two.
         for rule in spec.get("deletionStrategy", {}).get("deletionRules", []):
-            rule["condition"]["ttlSeconds"] = cfg.common.keep_cluster_ttl
+            condition = rule["condition"]
+            if rule["policy"] == "DeleteSelf":
+                condition["ttlSeconds"] = cfg.common.keep_cluster_ttl + DELETE_SELF_AFTER_CLUSTER_SECONDS
+            else:
+                condition["ttlSeconds"] = cfg.common.keep_cluster_ttl
 
     cluster = spec["rayClusterSpec"]
-    cluster["rayVersion"] = versions.RAY_VERSION
+    # The image's own Ray version, so that KubeRay's checks (token authentication needs 2.52.0) judge the real one.
+    cluster["rayVersion"] = ray_version(kube) or versions.RAY_VERSION
 
     head = cluster["headGroupSpec"]["template"]
     _label_template(head, run.labels, "ray-head")
@@ -313,9 +336,14 @@ def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, st
     return job
 
 
+# On a namespace a run creates: which run, so that its cleanup deletes it once empty (kube.delete_namespace_if_empty).
+CREATED_BY_RUN_ANNOTATION = "aks-ray.io/created-by-run"
+
+
 def render_namespace(run: RunIdentity) -> dict[str, Any]:
     labels = {MANAGED_BY[0]: MANAGED_BY[1], **sandbox.namespace_labels()}
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": run.namespace, "labels": labels}}
+    metadata = {"name": run.namespace, "labels": labels, "annotations": {CREATED_BY_RUN_ANNOTATION: run.job_name}}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
 
 
 def render_sandbox(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
@@ -326,6 +354,18 @@ def render_sandbox(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
         cfg, run.job_name, run.namespace, {**run.labels, COMPONENT_LABEL: "sandbox"}, (RUN_LABEL, run.job_name)
     )
     return [obj for obj in (quota, sandbox.render_limit_range(run.namespace, namespace_owned), policy) if obj]
+
+
+def launcher_files(cfg: Config) -> list[tuple[str, bytes]]:
+    """The launcher and the driver's command (one JSON list), beside the training code."""
+    taken = [name for name in (LAUNCHER_FILE, ARGV_FILE) if (cfg.training.training_dir / name).exists()]
+    if taken:
+        raise UserError(
+            f"--training-dir {cfg.training.training_dir} holds {', '.join(taken)}, a name aks-ray uses for its launcher.",
+            "rename that file.",
+        )
+    argv = jobspec.entrypoint_argv(cfg, jobspec.HEAD_ARTIFACTS_DIR)
+    return [(LAUNCHER_FILE, LAUNCHER_SOURCE.read_bytes()), (ARGV_FILE, (json.dumps(argv, indent=1) + "\n").encode("utf-8"))]
 
 
 def find(objects: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -344,7 +384,7 @@ def render_run(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
             "leave --data-dir empty on the kubeconfig and aks targets: the job "
             "downloads MNIST from --mnist-mirror (or trains on the bundled sample).",
         )
-    configmap, items = render_configmap(cfg, run, training_files(cfg.training.training_dir))
+    configmap, items = render_configmap(cfg, run, training_files(cfg.training.training_dir) + launcher_files(cfg))
     return [render_namespace(run), *render_sandbox(cfg, run), configmap, render_rayjob(cfg, run, items)]
 
 

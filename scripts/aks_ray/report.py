@@ -41,6 +41,9 @@ class RunOutcome:
     cluster_name: str = ""
     resource_group: str = ""
     failed_step: StepRecord | None = None  # the first step that did not succeed (rundir.RunDir.failed_step)
+    # The training's own result.json (its final metrics), when collected from where it ran: it beats
+    # the log's final record, which a stream that ended early can lose.
+    result: dict[str, Any] | None = None
 
 
 def metrics_document(outcome: RunOutcome, metrics: TrainingMetrics) -> dict[str, Any]:
@@ -191,6 +194,9 @@ def write_outputs(cfg: Config, outcome: RunOutcome) -> dict[str, Any]:
     if outcome.failed_step is None:
         outcome.failed_step = run_dir.failed_step()
     metrics = parse_log(run_dir.read_job_log())
+    if outcome.result:
+        metrics.final = {**(metrics.final or {}), **outcome.result["final"]}
+        metrics.dataset = metrics.dataset or outcome.result.get("dataset")
     doc = metrics_document(outcome, metrics)
     if metrics.dataset and metrics.dataset.get("warning"):
         gha.warning(metrics.dataset["warning"], title="aks-ray: not the full MNIST set")

@@ -37,6 +37,11 @@ class FakeCluster:
         # The sandbox's objects (NetworkPolicy, ResourceQuota, LimitRange), by (plural, namespace, name).
         self.sandbox: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.namespace_labels: dict[str, dict[str, str]] = {}
+        self.namespace_annotations: dict[str, dict[str, str]] = {}
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self.lease_versions = 0
+        # (plural, name, content type, body) of every PATCH.
+        self.patches: list[tuple[str, str, str, Any]] = []
         self.namespaces: set[str] = set()
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.logs: dict[tuple[str, str, str], str] = {}
@@ -49,7 +54,7 @@ class FakeCluster:
         self.refuse_dry_run: dict[str, str] = {}
 
     # -- the handler's view
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any, content_type: str = "") -> tuple[int, Any]:
         self.requests.append((method, path))
         selector = query.get("labelSelector", [""])[0]
         if method == "POST" and query.get("dryRun") == ["All"]:
@@ -60,11 +65,31 @@ class FakeCluster:
             if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)", path):
                 if m[1] not in self.namespaces:
                     return self.not_found()
-                return 200, {"kind": "Namespace", "metadata": {"name": m[1], "labels": self.namespace_labels.get(m[1], {})}}
+                meta = {
+                    "name": m[1],
+                    "labels": self.namespace_labels.get(m[1], {}),
+                    "annotations": self.namespace_annotations.get(m[1], {}),
+                }
+                if method == "DELETE":
+                    self.namespaces.discard(m[1])
+                return 200, {"kind": "Namespace", "apiVersion": "v1", "metadata": meta}
             if path == "/api/v1/namespaces" and method == "POST":
                 self.namespaces.add(body["metadata"]["name"])
                 self.namespace_labels[body["metadata"]["name"]] = body["metadata"].get("labels", {})
+                self.namespace_annotations[body["metadata"]["name"]] = body["metadata"].get("annotations", {})
                 return 201, body
+            if method == "PATCH" and (
+                m := re.fullmatch(r"/(?:api/v1|apis/networking.k8s.io/v1)/namespaces/([^/]+)/(configmaps|networkpolicies)/([^/]+)", path)
+            ):
+                # A JSON merge patch of metadata (ownerReferences), as kube.set_owner sends it.
+                store, key = (self.configmaps, (m[1], m[3])) if m[2] == "configmaps" else (self.sandbox, ("networkpolicies", m[1], m[3]))
+                if key not in store:
+                    return self.not_found()
+                self.patches.append((m[2], m[3], content_type, body))
+                store[key].setdefault("metadata", {}).update(body.get("metadata", {}))
+                return 200, store[key]
+            if m := re.fullmatch(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?", path):
+                return self.lease(method, m[1], m[2], body)
             if m := re.fullmatch(SANDBOX_COLLECTIONS, path):
                 if method == "POST":
                     key = (m[2], m[1], body["metadata"]["name"])
@@ -128,6 +153,32 @@ class FakeCluster:
                 }
         return self.not_found()
 
+    def lease(self, method: str, namespace: str, name: str | None, body: Any) -> tuple[int, Any]:
+        """Leases as the API server keeps them: create refuses an existing name, replace needs the current resourceVersion."""
+        conflict = 409, {"kind": "Status", "apiVersion": "v1", "code": 409, "reason": "Conflict", "message": "conflict"}
+        if method == "POST":
+            key = (namespace, body["metadata"]["name"])
+            if key in self.leases:
+                return conflict
+            self.lease_versions += 1
+            body["metadata"]["resourceVersion"] = str(self.lease_versions)
+            self.leases[key] = body
+            return 201, body
+        key = (namespace, name or "")
+        if key not in self.leases:
+            return self.not_found()
+        if method == "PUT":
+            if body["metadata"].get("resourceVersion") != self.leases[key]["metadata"]["resourceVersion"]:
+                return conflict
+            self.lease_versions += 1
+            body["metadata"]["resourceVersion"] = str(self.lease_versions)
+            self.leases[key] = body
+            return 200, body
+        if method == "DELETE":
+            self.leases.pop(key)
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+        return 200, self.leases[key]
+
     @staticmethod
     def not_found() -> tuple[int, Any]:
         return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}
@@ -145,7 +196,7 @@ def serve(cluster: FakeCluster, tls: tuple[Path, Path] | None = None) -> tuple[T
             url = urlparse(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
-            code, payload = cluster.handle(self.command, url.path, parse_qs(url.query), body)
+            code, payload = cluster.handle(self.command, url.path, parse_qs(url.query), body, self.headers.get("Content-Type", ""))
             data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
             self.send_response(code)
             self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
@@ -153,7 +204,7 @@ def serve(cluster: FakeCluster, tls: tuple[Path, Path] | None = None) -> tuple[T
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_DELETE = _reply
+        do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _reply
 
         def log_message(self, *args: Any) -> None:
             pass

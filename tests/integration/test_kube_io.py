@@ -150,6 +150,11 @@ def test_submit_wait_collect_cleanup(tmp_path, fake, capsys, caplog):
     v4_block = next(block for block in blocks if block["cidr"] == "0.0.0.0/0")
     assert "127.0.0.1/32" in v4_block["except"], "the API server's own address (the kubeconfig's) is blocked"
     assert json.loads((cfg.output_dir / "state.json").read_text())["job_name"] == state.job_name
+    # The RayJob owns the ConfigMap and the NetworkPolicy (set once its uid is known): deleting it takes them along.
+    owner = {"apiVersion": "ray.io/v1", "kind": "RayJob", "name": state.job_name, "uid": "uid-1"}
+    assert cluster.configmaps[("aks-ray", f"{state.job_name}-training")]["metadata"]["ownerReferences"] == [owner]
+    assert policy["metadata"]["ownerReferences"] == [owner]
+    assert {content_type for *_, content_type, _ in cluster.patches} == {"application/merge-patch+json"}
 
     cluster_name = f"{state.job_name}-x7k2p"
     add_run_pods(cluster, state.job_name, cluster_name, driver_log())
@@ -214,6 +219,29 @@ def test_submit_wait_collect_cleanup(tmp_path, fake, capsys, caplog):
     assert {(kind, name) for kind, _, name in cluster.sandbox} == {("resourcequotas", "aks-ray"), ("limitranges", "aks-ray")}, (
         "the run's NetworkPolicy goes; the namespace's quota and limit range stay"
     )
+    assert "aks-ray" in cluster.namespaces, "another run's objects keep the namespace this run created"
+
+
+def test_cleanup_deletes_the_namespace_the_run_created_once_it_is_empty(tmp_path, fake):
+    cluster, kubeconfig = fake
+    cfg = make_cfg(tmp_path, kubeconfig, AKS_RAY_NAMESPACE="pr-17")
+    state = job.submit(cfg)
+    assert cluster.namespace_annotations["pr-17"] == {"aks-ray.io/created-by-run": state.job_name}
+    # The run's own pods may still be terminating: they do not keep the namespace.
+    pod = K.pod(f"{state.job_name}-8hj4k", None, "ray-job-submitter")
+    pod["metadata"].update(namespace="pr-17", labels={**pod["metadata"]["labels"], "aks-ray.io/run": state.job_name})
+    cluster.pods[("pr-17", pod["metadata"]["name"])] = pod
+    assert cleanup.main(cfg) == 0
+    assert "pr-17" not in cluster.namespaces
+
+
+def test_cleanup_leaves_a_namespace_the_run_did_not_create(tmp_path, fake):
+    cluster, kubeconfig = fake
+    cluster.namespaces.add("shared")
+    cfg = make_cfg(tmp_path, kubeconfig, AKS_RAY_NAMESPACE="shared")
+    job.submit(cfg)
+    assert cleanup.main(cfg) == 0
+    assert "shared" in cluster.namespaces
 
 
 def test_failure_ends_in_annotations_with_the_fix(tmp_path, fake, capsys, caplog, monkeypatch):

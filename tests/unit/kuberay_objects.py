@@ -94,7 +94,55 @@ PRE_RUNNING_DEADLINE = rayjob(
 STOPPED = rayjob(jobDeploymentStatus="Complete", jobStatus="STOPPED", endTime="2026-11-25T20:04:00Z")
 COMPLETE_BUT_FAILED = rayjob(jobDeploymentStatus="Complete", jobStatus="FAILED", endTime="2026-11-25T20:04:00Z")
 
+# The states and messages below are KubeRay 1.7's own (rayjob_controller.go, utils/validation.go).
+NEW = rayjob()
+del NEW["status"]
+VALIDATION_FAILED = {
+    **NEW,
+    "status": {
+        "jobDeploymentStatus": "ValidationFailed",
+        "reason": "ValidationFailed",
+        "message": "The RayJob metadata is invalid: RayJob name should be no more than 47 characters",
+    },
+}
+WAITING = rayjob(jobDeploymentStatus="Waiting", jobStatus="")
+RETRYING = rayjob(jobDeploymentStatus="Retrying", jobStatus="FAILED", reason="AppFailed", failed=1)
+SUSPENDING = rayjob(jobDeploymentStatus="Suspending", jobStatus="RUNNING")
+SUSPENDED = rayjob(jobDeploymentStatus="Suspended", jobStatus="", rayClusterName="", jobId="", dashboardURL="")
+GRACE_PERIOD_FAILED = rayjob(
+    jobDeploymentStatus="Failed",
+    jobStatus="FAILED",
+    reason="JobDeploymentStatusTransitionGracePeriodExceeded",
+    failed=1,
+    message="The RayJob submitter finished at 2026-11-25 20:02:30 but the ray job did not reach terminal state within 30s",
+)
+GRACE_PERIOD_COMPLETE = rayjob(
+    jobDeploymentStatus="Complete",
+    jobStatus="SUCCEEDED",
+    reason="JobDeploymentStatusTransitionGracePeriodExceeded",
+    succeeded=1,
+    message=(
+        "JobDeploymentStatus does not transition to Complete or Failed within the grace period after JobStatus reaches a terminal state."
+    ),
+)
+STATUS_CHECK_TIMEOUT = rayjob(
+    jobDeploymentStatus="Failed",
+    jobStatus="RUNNING",
+    reason="JobStatusCheckTimeoutExceeded",
+    failed=1,
+    message="Job status checks have been failing since 2026-11-25 20:02:00; exceeded timeout of 300s",
+)
+
 ALL_RAYJOBS = {
+    "new": NEW,
+    "validation-failed": VALIDATION_FAILED,
+    "waiting": WAITING,
+    "retrying": RETRYING,
+    "suspending": SUSPENDING,
+    "suspended": SUSPENDED,
+    "grace-period-failed": GRACE_PERIOD_FAILED,
+    "grace-period-complete": GRACE_PERIOD_COMPLETE,
+    "status-check-timeout": STATUS_CHECK_TIMEOUT,
     "initializing": INITIALIZING,
     "running": RUNNING,
     "succeeded": SUCCEEDED,

@@ -65,6 +65,16 @@ BAD_INPUTS = [
     ("tf-backend-config-no-key", {"AKS_RAY_TF_BACKEND_CONFIG": "storage_account_name=s,container_name=c"}, "--tf-backend-config"),
     ("tf-backend-config-no-value", {"AKS_RAY_TF_BACKEND_CONFIG": "storage_account_name=,container_name=c,key=k"}, "--tf-backend-config"),
     ("lock-timeout-zero", {"AKS_RAY_LOCK_TIMEOUT": "0"}, "--lock-timeout"),
+    # KubeRay 1.7 refuses these RayJob names (ValidationFailed): a DNS-1035 label of at most 47 characters.
+    ("job-name-48-characters", {"AKS_RAY_JOB_NAME": "a" * 48}, "--job-name"),
+    ("job-name-63-characters", {"AKS_RAY_JOB_NAME": "pr-" + "1" * 60}, "--job-name"),
+    ("job-name-starts-with-digit", {"AKS_RAY_JOB_NAME": "12-train"}, "--job-name"),
+    ("job-name-ends-with-dash", {"AKS_RAY_JOB_NAME": "train-"}, "--job-name"),
+    ("job-name-upper-case", {"AKS_RAY_JOB_NAME": "Train"}, "--job-name"),
+    ("job-name-dot", {"AKS_RAY_JOB_NAME": "train.v2"}, "--job-name"),
+    ("start-timeout-not-below-timeout", {"AKS_RAY_TIMEOUT": "15m", "AKS_RAY_START_TIMEOUT": "15m"}, "--start-timeout"),
+    ("start-timeout-word", {"AKS_RAY_START_TIMEOUT": "soon"}, "--start-timeout"),
+    ("ray-version-range", {"AKS_RAY_RAY_VERSION": "2.60"}, "--ray-version"),
     ("location-too-short", {"AKS_RAY_LOCATION": "us"}, "--location"),
     ("vm-size-no-prefix", {"AKS_RAY_RAY_VM_SIZE": "D4s_v5"}, "--ray-vm-size"),
     ("kubernetes-version-word", {"AKS_RAY_KUBERNETES_VERSION": "latest"}, "--kubernetes-version"),
@@ -238,6 +248,9 @@ def test_errors_are_annotations_under_actions(action_env, monkeypatch, capsys):
         ),
         pytest.param({"AKS_RAY_TARGET": "kubeconfig", "GITHUB_EVENT_NAME": "pull_request"}, id="pull-request-on-kubeconfig"),
         pytest.param({"AKS_RAY_EPOCHS": "", "AKS_RAY_WORKERS": " "}, id="empty-inputs-mean-defaults"),
+        pytest.param({"AKS_RAY_TARGET": "kubeconfig", "AKS_RAY_JOB_NAME": "a" + "b" * 46}, id="job-name-47-characters"),
+        pytest.param({"AKS_RAY_TARGET": "kubeconfig", "AKS_RAY_JOB_NAME": "x"}, id="job-name-one-letter"),
+        pytest.param({"AKS_RAY_TIMEOUT": "2h", "AKS_RAY_START_TIMEOUT": "20m"}, id="start-timeout-within-timeout"),
         pytest.param(
             {
                 "AKS_RAY_RAY_IMAGE": "myregistry.azurecr.io/ray:2.60.0-torch@sha256:" + "0" * 64,

@@ -131,17 +131,46 @@ def test_runtime_env_failure_from_the_driver_log():
 @pytest.mark.parametrize(
     ("job", "title", "fix_word"),
     [
-        (DEADLINE_EXCEEDED, "deadline passed", "--timeout"),
-        (PRE_RUNNING_DEADLINE, "cluster never became ready", "image pull"),
+        (DEADLINE_EXCEEDED, "ran too long", "--timeout"),
+        (PRE_RUNNING_DEADLINE, "cluster never became ready", "--start-timeout"),
         (APP_FAILED, "training failed", "--target local"),
         (SUBMISSION_FAILED, "submission failed", "submitter"),
+        (K.GRACE_PERIOD_FAILED, "follow stream ended early", "job-driver-"),
+        (K.STATUS_CHECK_TIMEOUT, "dashboard unreachable", "--head-memory"),
+        (K.VALIDATION_FAILED, "RayJob refused", "--job-name"),
     ],
-    ids=["active-deadline", "pre-running-deadline", "app-failed", "submission-failed"],
+    ids=["active-deadline", "pre-running-deadline", "app-failed", "submission-failed", "grace-period", "status-check", "validation"],
 )
 def test_each_failure_reason_has_its_own_fix(job, title, fix_word):
     findings = diagnose.status_findings(job)
     assert titles(findings) == [title]
     assert fix_word in findings[0].fix
+
+
+def test_never_ready_and_ran_too_long_have_different_fixes():
+    """The two deadlines are separate findings: one points at the cluster's start, the other at the training's length."""
+    (never_ready,) = diagnose.status_findings(PRE_RUNNING_DEADLINE)
+    (too_long,) = diagnose.status_findings(DEADLINE_EXCEEDED)
+    assert "--start-timeout" in never_ready.fix and "--start-timeout" not in too_long.fix
+    assert "--timeout" in too_long.fix and "--timeout" not in never_ready.fix.replace("--start-timeout", "")
+
+
+def test_the_grace_period_finding_says_the_training_may_be_fine():
+    (finding,) = diagnose.status_findings(K.GRACE_PERIOD_FAILED)
+    assert "not the training's verdict" in finding.message and "result.json" in finding.fix
+
+
+@pytest.mark.parametrize(
+    ("message", "fix_word"),
+    [
+        ("The RayJob metadata is invalid: RayJob name should be no more than 47 characters", "--job-name"),
+        ("The RayJob metadata is invalid: RayJob name should be a valid DNS1035 label: [a DNS-1035 label must consist of]", "--job-name"),
+        ("The RayJob spec is invalid: authOptions.mode is 'token' but minimum Ray version is 2.52.0, got 2.40.0", "--ray-version"),
+        ("The RayJob spec is invalid: activeDeadlineSeconds must be a positive integer", "--timeout"),
+    ],
+)
+def test_validation_messages_of_kuberay_name_their_option(message, fix_word):
+    assert fix_word in diagnose.validation_fix(message)
 
 
 @pytest.mark.parametrize("job", [RUNNING, SUCCEEDED, None], ids=["running", "succeeded", "gone"])

@@ -76,10 +76,13 @@ CALLS = {
     "connect_get_namespaced_pod_exec": ("", "pods/exec", "create"),
     "create_namespace": ("", "namespaces", "create"),
     "create_namespaced_config_map": ("", "configmaps", "create"),
+    "create_namespaced_lease": ("coordination.k8s.io", "leases", "create"),
     "create_namespaced_limit_range": ("", "limitranges", "create"),
     "create_namespaced_network_policy": ("networking.k8s.io", "networkpolicies", "create"),
     "create_namespaced_resource_quota": ("", "resourcequotas", "create"),
+    "delete_namespace": ("", "namespaces", "delete"),
     "delete_namespaced_config_map": ("", "configmaps", "delete"),
+    "delete_namespaced_lease": ("coordination.k8s.io", "leases", "delete"),
     "delete_namespaced_network_policy": ("networking.k8s.io", "networkpolicies", "delete"),
     "list_namespaced_config_map": ("", "configmaps", "list"),
     "list_namespaced_event": ("", "events", "list"),
@@ -87,7 +90,12 @@ CALLS = {
     "list_namespaced_pod": ("", "pods", "list"),
     "list_node": ("", "nodes", "list"),
     "read_custom_resource_definition": ("apiextensions.k8s.io", "customresourcedefinitions", "get"),
+    "patch_namespaced_config_map": ("", "configmaps", "patch"),
+    "patch_namespaced_network_policy": ("networking.k8s.io", "networkpolicies", "patch"),
     "read_namespace": ("", "namespaces", "get"),
+    "read_namespaced_lease": ("coordination.k8s.io", "leases", "get"),
+    "read_namespaced_pod": ("", "pods", "get"),
+    "replace_namespaced_lease": ("coordination.k8s.io", "leases", "update"),
     "read_namespaced_deployment": ("apps", "deployments", "get"),
     "read_namespaced_pod_log": ("", "pods/log", "get"),
 }
@@ -97,9 +105,15 @@ NOT_FOR_PULL_REQUESTS = {
     ("", "namespaces", "create"): "only when the namespace is missing; the cluster owner creates it (the manifest's Namespace)",
     ("", "resourcequotas", "create"): "only when missing; refused, kube.ensure warns and the run goes on (the owner's to create)",
     ("", "limitranges", "create"): "only when missing; refused, kube.ensure warns and the run goes on (the owner's to create)",
+    ("", "namespaces", "delete"): "only a namespace the run itself created (cleanup), which a pull request's run never does",
 }
 # Calls of `operator install` only (the CRDs, the operator's Deployment in its own namespace), which a pull request's aks run skips.
-OPERATOR_ONLY = {("apiextensions.k8s.io", "customresourcedefinitions", "get"), ("apps", "deployments", "get")}
+OPERATOR_ONLY = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", "get"),
+    ("apps", "deployments", "get"),
+    # The install lock (lease.py), in the operator's namespace.
+    *(("coordination.k8s.io", "leases", verb) for verb in ("create", "get", "update", "delete")),
+}
 # The access check of `credentials` (raw HTTP, not a client method): GET /api/v1/namespaces/<namespace>/pods.
 RAW_CALLS = {("", "pods", "list")}
 
@@ -108,7 +122,14 @@ def manifest() -> list[dict]:
     return [doc for doc in yaml.safe_load_all(MANIFEST.read_text(encoding="utf-8")) if doc]
 
 
-API_CLASSES = (client.CoreV1Api, client.AppsV1Api, client.NetworkingV1Api, client.CustomObjectsApi, client.ApiextensionsV1Api)
+API_CLASSES = (
+    client.CoreV1Api,
+    client.AppsV1Api,
+    client.NetworkingV1Api,
+    client.CustomObjectsApi,
+    client.ApiextensionsV1Api,
+    client.CoordinationV1Api,
+)
 
 
 def client_methods() -> set[str]:

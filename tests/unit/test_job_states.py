@@ -24,7 +24,7 @@ from kuberay_objects import (
 from aks_ray import cleanup, collect, config, operator, report
 from aks_ray.errors import UserError
 from aks_ray.job import submitter_pod_ready_for_logs
-from aks_ray.jobstatus import JobState, transitions
+from aks_ray.jobstatus import JobState, transitions, with_rays_own_status
 from aks_ray.rundir import RunState
 
 
@@ -41,6 +41,15 @@ from aks_ray.rundir import RunState
         ("pre-running-deadline", True, report.TIMED_OUT),
         ("stopped", True, report.STOPPED),
         ("complete-but-failed", True, report.FAILED),
+        ("new", False, None),
+        ("validation-failed", True, report.FAILED),
+        ("waiting", False, None),
+        ("retrying", False, None),
+        ("suspending", False, None),
+        ("suspended", False, None),
+        ("grace-period-failed", True, report.FAILED),
+        ("grace-period-complete", True, report.SUCCEEDED),
+        ("status-check-timeout", True, report.FAILED),
     ],
 )
 def test_terminal_and_verdict_of_every_kuberay_state(name, terminal, verdict):
@@ -49,6 +58,44 @@ def test_terminal_and_verdict_of_every_kuberay_state(name, terminal, verdict):
     if terminal:
         assert state.verdict() == verdict
     assert state.succeeded is (verdict == report.SUCCEEDED)
+
+
+def test_the_table_covers_every_deployment_status_of_kuberay_1_7():
+    """Every JobDeploymentStatus constant of KubeRay 1.7's rayjob_types.go has a row above."""
+    kuberay_1_7 = {
+        "",
+        "Initializing",
+        "Running",
+        "Complete",
+        "Failed",
+        "ValidationFailed",
+        "Suspending",
+        "Suspended",
+        "Retrying",
+        "Waiting",
+    }
+    assert {JobState.of(obj).deployment for obj in ALL_RAYJOBS.values()} == kuberay_1_7
+
+
+@pytest.mark.parametrize("name", ["new", "initializing", "waiting", "running", "retrying", "suspending", "suspended"])
+def test_every_waiting_state_is_explained_in_the_log(name):
+    state = JobState.of(ALL_RAYJOBS[name])
+    assert state.meaning() and "does not know" not in state.meaning()
+    if state.deployment:
+        assert transitions(None, state)[0] == f"jobDeploymentStatus: (none) -> {state.deployment} ({state.meaning()})"
+
+
+def test_an_unknown_future_state_keeps_waiting_and_says_so():
+    state = JobState(deployment="Quiescing")
+    assert not state.terminal and "does not know" in state.meaning()
+
+
+@pytest.mark.parametrize(
+    ("name", "bookkeeping"),
+    [("grace-period-failed", True), ("status-check-timeout", True), ("app-failed", False), ("grace-period-complete", False)],
+)
+def test_failures_that_are_not_the_trainings(name, bookkeeping):
+    assert JobState.of(ALL_RAYJOBS[name]).not_the_applications is bookkeeping
 
 
 def test_a_job_that_completed_with_a_failed_ray_job_is_not_a_success():
@@ -63,9 +110,14 @@ def test_fresh_rayjob_without_status_waits():
 
 def test_transitions_log_each_changed_field_once():
     first = transitions(None, JobState.of(INITIALIZING))
-    assert first == ["jobDeploymentStatus: (none) -> Initializing"]
+    assert first == [
+        "jobDeploymentStatus: (none) -> Initializing (the Ray cluster is starting (pods scheduled, images pulled, Ray started))"
+    ]
     second = transitions(JobState.of(INITIALIZING), JobState.of(RUNNING))
-    assert second == ["jobDeploymentStatus: Initializing -> Running", "jobStatus: (none) -> RUNNING"]
+    assert second == [
+        "jobDeploymentStatus: Initializing -> Running (the job was submitted; KubeRay follows it)",
+        "jobStatus: (none) -> RUNNING",
+    ]
     assert transitions(JobState.of(RUNNING), JobState.of(RUNNING)) == []
     last = transitions(JobState.of(RUNNING), JobState.of(DEADLINE_EXCEEDED))
     assert last == ["jobDeploymentStatus: Running -> Failed", "reason: (none) -> DeadlineExceeded", "failed attempts: 1"]
@@ -163,12 +215,39 @@ def test_redact_removes_literal_credentials_and_managed_fields():
     assert "secretKeyRef" in text, "a reference to a Secret is not the secret"
 
 
-def test_driver_log_is_the_latest_non_empty_submitter_log():
+def test_driver_log_is_the_most_complete_submitter_log_not_the_newest():
     older = {"metadata": {"name": "s-1", "creationTimestamp": "2026-11-25T20:00:00Z"}}
     newer = {"metadata": {"name": "s-2", "creationTimestamp": "2026-11-25T20:05:00Z"}}
-    assert collect.pick_driver_log([older, newer], {"s-1": "first try\n", "s-2": "second try\n"}) == "second try\n"
+    whole = "".join(f'AKS_RAY_METRICS {{"kind": "epoch", "epoch": {i}}}\n' for i in range(1, 4))
+    retry = "Waiting for Ray Dashboard GCS to become healthy at http://head:8265 ...\n"
+    # A retried submitter that only waited for the dashboard does not replace the whole log.
+    assert collect.pick_driver_log([older, newer], {"s-1": whole, "s-2": retry}) == whole
+    # One that followed the job further wins, whichever pod is newer.
+    assert collect.pick_driver_log([newer, older], {"s-1": retry, "s-2": whole}) == whole
     assert collect.pick_driver_log([older, newer], {"s-1": "first try\n", "s-2": "  \n"}) == "first try\n"
+    assert collect.pick_driver_log([older, newer], {"s-1": "same\n", "s-2": "later\n"}) == "later\n"
     assert collect.pick_driver_log([], {}) == ""
+
+
+def test_the_heads_driver_log_is_found_by_the_jobs_submission_id(tmp_path):
+    logs = tmp_path / "session-logs"
+    logs.mkdir()
+    (logs / "job-driver-other-run.log").write_text("not ours\n")
+    (logs / f"job-driver-{JOB}-tp9wx.log").write_text("ours, every line\n")
+    assert collect.head_driver_log(logs, f"{JOB}-tp9wx") == "ours, every line\n"
+    assert collect.head_driver_log(logs, "") == ""
+    assert collect.head_driver_log(tmp_path / "absent", f"{JOB}-tp9wx") == ""
+
+
+def test_result_json_from_the_head(tmp_path):
+    assert collect.head_result(tmp_path) is None
+    (tmp_path / "result.json").write_text("{not json")
+    assert collect.head_result(tmp_path) is None
+    (tmp_path / "result.json").write_text(json.dumps({"dataset": {"kind": "dataset"}}))
+    assert collect.head_result(tmp_path) is None, "no final block: the training did not get that far"
+    doc = {"dataset": {"kind": "dataset", "source": "mirror"}, "final": {"kind": "final", "test_accuracy": 0.981}}
+    (tmp_path / "result.json").write_text(json.dumps(doc))
+    assert collect.head_result(tmp_path) == doc
 
 
 @pytest.mark.parametrize(
@@ -324,3 +403,22 @@ def test_safe_extract_of_a_folders_contents(tmp_path):
     names = collect.safe_extract(archive, tmp_path / "logs")
     assert sorted(names) == ["./old/worker.log", "./raylet.out"]
     assert (tmp_path / "logs/raylet.out").read_bytes() == b"raylet"
+
+
+@pytest.mark.parametrize(
+    ("name", "ray_status", "verdict"),
+    [
+        ("grace-period-failed", "SUCCEEDED", report.SUCCEEDED),
+        ("grace-period-failed", "FAILED", report.FAILED),
+        ("grace-period-failed", "STOPPED", report.STOPPED),
+        ("grace-period-failed", None, report.FAILED),
+        ("grace-period-failed", "RUNNING", report.FAILED),
+        ("status-check-timeout", "SUCCEEDED", report.SUCCEEDED),
+        ("app-failed", "SUCCEEDED", report.FAILED),
+        ("deadline-exceeded", "SUCCEEDED", report.TIMED_OUT),
+    ],
+)
+def test_rays_own_status_corrects_only_kuberays_bookkeeping(name, ray_status, verdict):
+    """A healthy training that KubeRay failed because the follow stream ended early is reported by Ray's status."""
+    final = with_rays_own_status(JobState.of(ALL_RAYJOBS[name]), ray_status)
+    assert final.terminal and final.verdict() == verdict

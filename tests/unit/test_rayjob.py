@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 
 from aks_ray import cli, config, jobspec, rayjob, versions
-from aks_ray.errors import UserError
+from aks_ray.errors import ConfigError, UserError
 
 
 def make_cfg(tmp_path, **env):
@@ -150,26 +155,65 @@ def test_image_pinned_everywhere(tmp_path):
         for container in template["spec"].get("initContainers", []) + template["spec"]["containers"]:
             images.add(container["image"])
     assert images == {"myregistry.azurecr.io/ray:2.60.0-torch"}
-    assert job["spec"]["rayClusterSpec"]["rayVersion"] == versions.RAY_VERSION
     assert versions.RAY_IMAGE.startswith(f"rayproject/ray:{versions.RAY_VERSION}-py311")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({}, versions.RAY_VERSION, id="default-image"),
+        pytest.param({"AKS_RAY_RAY_IMAGE": "rayproject/ray:2.55.1-py311-cpu"}, "2.55.1", id="older-image-tag"),
+        pytest.param({"AKS_RAY_RAY_IMAGE": "myregistry.azurecr.io/ray:2.61.0"}, "2.61.0", id="plain-version-tag"),
+        pytest.param(
+            {"AKS_RAY_RAY_IMAGE": "myregistry.azurecr.io/train:v7", "AKS_RAY_RAY_VERSION": "2.58.0"}, "2.58.0", id="tag-silent-input-says"
+        ),
+        pytest.param({"AKS_RAY_RAY_IMAGE": "rayproject/ray:2.55.1-py311", "AKS_RAY_RAY_VERSION": "2.56.0"}, "2.56.0", id="input-beats-tag"),
+    ],
+)
+def test_ray_version_is_the_images(tmp_path, env, expected):
+    """rayVersion from the image, so KubeRay's own version checks (token authentication) judge the real Ray."""
+    job = job_of(make_cfg(tmp_path, **env))
+    assert job["spec"]["rayClusterSpec"]["rayVersion"] == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        pytest.param({"AKS_RAY_RAY_IMAGE": "myregistry.azurecr.io/train:v7"}, "--ray-version", id="tag-says-nothing"),
+        pytest.param({"AKS_RAY_RAY_IMAGE": "rayproject/ray:2.51.0-py311"}, "--ray-image", id="ray-without-token-auth"),
+        pytest.param({"AKS_RAY_RAY_IMAGE": "rayproject/ray:nightly", "AKS_RAY_RAY_VERSION": "2.50.2"}, "--ray-image", id="input-too-old"),
+    ],
+)
+def test_ray_version_problems_are_bad_input(tmp_path, env, named):
+    with pytest.raises(ConfigError) as info:
+        make_cfg(tmp_path, **env)
+    assert any(problem.startswith(named) for problem in info.value.problems), info.value.problems
 
 
 def test_entrypoint_runtime_env_and_deadlines(tmp_path):
     cfg = make_cfg(tmp_path, AKS_RAY_TIMEOUT="10m", AKS_RAY_EPOCHS="1", AKS_RAY_CPUS_PER_WORKER="2")
     job = job_of(cfg)
     spec = job["spec"]
-    assert spec["entrypoint"] == jobspec.entrypoint_command(cfg, jobspec.HEAD_ARTIFACTS_DIR)
-    assert "--epochs 1" in spec["entrypoint"] and "--data-dir" not in spec["entrypoint"]
+    assert spec["entrypoint"] == rayjob.KUBE_ENTRYPOINT
+    argv = json.loads(rebuilt_training_dir(render(cfg)[1])[rayjob.ARGV_FILE])
+    assert argv == jobspec.entrypoint_argv(cfg, jobspec.HEAD_ARTIFACTS_DIR)
+    assert argv[argv.index("--epochs") + 1] == "1" and "--data-dir" not in argv
     env = yaml.safe_load(spec["runtimeEnvYAML"])
     # A plain pin: an image that has this torch needs no download; otherwise the CPU index's +cpu build wins.
     assert env["pip"]["packages"] == [f"torch=={versions.TORCH_VERSION}"]
-    assert env["pip"]["pip_install_options"] == ["--extra-index-url", rayjob.TORCH_CPU_INDEX]
+    # Ray's defaults kept (the list replaces them), the CPU index added.
+    assert env["pip"]["pip_install_options"] == [
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+        "--extra-index-url",
+        rayjob.TORCH_CPU_INDEX,
+    ]
     assert env["env_vars"]["OMP_NUM_THREADS"] == "2"
     # The working_dir is where the submitter pod has the training directory.
     mounts = spec["submitterPodTemplate"]["spec"]["containers"][0]["volumeMounts"]
     assert env["working_dir"] in [m["mountPath"] for m in mounts]
     assert spec["activeDeadlineSeconds"] == 600
-    assert spec["preRunningDeadlineSeconds"] == 600, "the pre-running guard never outlasts --timeout"
+    assert spec["preRunningDeadlineSeconds"] == 300, "by default half of a short --timeout, so the two deadlines differ"
     assert (spec["backoffLimit"], spec["submitterConfig"]["backoffLimit"]) == (0, 1)
 
 
@@ -191,6 +235,29 @@ def test_torch_is_installed_only_where_the_image_lacks_it(tmp_path, image, choic
     assert env["working_dir"] == rayjob.SUBMITTER_TRAINING_DIR and env["env_vars"]["PYTHONUNBUFFERED"] == "1"
 
 
+@pytest.mark.parametrize(
+    ("env", "active", "pre_running"),
+    [
+        pytest.param({}, 3600, 600, id="defaults"),
+        pytest.param({"AKS_RAY_TIMEOUT": "2h"}, 7200, 600, id="long-timeout-keeps-10m"),
+        pytest.param({"AKS_RAY_TIMEOUT": "15m"}, 900, 450, id="15m-timeout-half"),
+        pytest.param({"AKS_RAY_TIMEOUT": "15m", "AKS_RAY_START_TIMEOUT": "5m"}, 900, 300, id="explicit"),
+        pytest.param({"AKS_RAY_TIMEOUT": "20m", "AKS_RAY_START_TIMEOUT": "900"}, 1200, 900, id="explicit-seconds"),
+    ],
+)
+def test_pre_running_deadline_is_its_own_and_shorter(tmp_path, env, active, pre_running):
+    spec = job_of(make_cfg(tmp_path, **env))["spec"]
+    assert (spec["activeDeadlineSeconds"], spec["preRunningDeadlineSeconds"]) == (active, pre_running)
+    assert spec["preRunningDeadlineSeconds"] < spec["activeDeadlineSeconds"]
+
+
+@pytest.mark.parametrize("start", ["15m", "20m", "900"])
+def test_start_timeout_not_below_timeout_is_bad_input(tmp_path, start):
+    with pytest.raises(ConfigError) as info:
+        make_cfg(tmp_path, AKS_RAY_TIMEOUT="15m", AKS_RAY_START_TIMEOUT=start)
+    assert any(problem.startswith("--start-timeout") for problem in info.value.problems)
+
+
 def test_token_authentication_stays_on(tmp_path):
     job = job_of(make_cfg(tmp_path))
     assert job["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
@@ -199,8 +266,17 @@ def test_token_authentication_stays_on(tmp_path):
 def test_deletion_waits_for_collection_unless_kept(tmp_path):
     job = job_of(make_cfg(tmp_path))
     rules = job["spec"]["deletionStrategy"]["deletionRules"]
-    assert {r["policy"] for r in rules} == {"DeleteCluster"}
+    assert {r["policy"] for r in rules} == {"DeleteCluster", "DeleteSelf"}
     assert all(r["condition"]["ttlSeconds"] >= 600 for r in rules), "the head must outlive collection"
+    # Every terminal condition KubeRay 1.7 lets a rule name has both: first the cluster, later the RayJob itself.
+    conditions = [{"jobStatus": "SUCCEEDED"}, {"jobStatus": "FAILED"}, {"jobDeploymentStatus": "Failed"}]
+    for condition in conditions:
+        ttl = {
+            r["policy"]: r["condition"]["ttlSeconds"]
+            for r in rules
+            if {k: v for k, v in r["condition"].items() if k != "ttlSeconds"} == condition
+        }
+        assert ttl["DeleteSelf"] > ttl["DeleteCluster"], condition
     # KubeRay's own validation of deletionRules (ValidateRayJobSpec, beyond the CRD's CEL rules):
     # not with shutdownAfterJobFinishes, one rule per (condition, policy), TTLs Workers <= Cluster <= Self.
     assert "shutdownAfterJobFinishes" not in job["spec"]
@@ -212,10 +288,11 @@ def test_deletion_waits_for_collection_unless_kept(tmp_path):
         assert ttls == sorted(ttls)
     kept = job_of(make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true", AKS_RAY_KEEP_CLUSTER_TTL="90m"))
     kept_rules = kept["spec"]["deletionStrategy"]["deletionRules"]
-    assert [r["condition"]["ttlSeconds"] for r in kept_rules] == [5400] * len(rules), "kept, for a bounded time"
+    assert {r["condition"]["ttlSeconds"] for r in kept_rules if r["policy"] == "DeleteCluster"} == {5400}, "kept, for a bounded time"
+    assert {r["condition"]["ttlSeconds"] for r in kept_rules if r["policy"] == "DeleteSelf"} == {5400 + 1800}
     assert [r["policy"] for r in kept_rules] == [r["policy"] for r in rules]
     default_kept = job_of(make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true"))["spec"]["deletionStrategy"]["deletionRules"]
-    assert {r["condition"]["ttlSeconds"] for r in default_kept} == {4 * 3600}
+    assert {r["condition"]["ttlSeconds"] for r in default_kept if r["policy"] == "DeleteCluster"} == {4 * 3600}
 
 
 def test_configmap_carries_every_training_file(tmp_path):
@@ -230,7 +307,7 @@ def test_configmap_carries_every_training_file(tmp_path):
             rebuilt[item["path"]] = configmap["data"][item["key"]].encode()
         else:
             rebuilt[item["path"]] = base64.b64decode(configmap["binaryData"][item["key"]])
-    assert rebuilt == dict(rayjob.training_files(cfg.training.training_dir))
+    assert rebuilt == dict(rayjob.training_files(cfg.training.training_dir) + rayjob.launcher_files(cfg))
     assert "train_mnist.py" in rebuilt
     assert "train_mnist.py" in "".join(k for k in configmap.get("data", {})), "code stays readable"
     assert not any("__pycache__" in path or path.endswith(".pyc") for path in rebuilt)
@@ -284,3 +361,70 @@ def test_a_local_data_dir_is_refused_on_a_cluster(tmp_path):
     with pytest.raises(UserError, match="--data-dir") as excinfo:
         render(make_cfg(tmp_path, AKS_RAY_DATA_DIR=str(data)))
     assert "--mnist-mirror" in excinfo.value.fix
+
+
+def rebuilt_training_dir(objects) -> dict[str, str]:
+    """The submitter's training folder as its ConfigMap volume lays it out (text files only)."""
+    configmap, job = rayjob.find(objects, "ConfigMap"), rayjob.find(objects, "RayJob")
+    volume = next(v for v in job["spec"]["submitterPodTemplate"]["spec"]["volumes"] if "configMap" in v)
+    return {
+        item["path"]: configmap["data"][item["key"]] for item in volume["configMap"]["items"] if item["key"] in configmap.get("data", {})
+    }
+
+
+# A stand-in for the Ray image's `ray` CLI: `ray job status` finds no job, `ray job submit ... -- ARGS`
+# joins ARGS into one entrypoint string as the given Ray release does (shlex.join since Ray 2.60,
+# subprocess.list2cmdline before), and runs it with a shell in the working_dir, as Ray's job supervisor does
+# (subprocess.Popen(entrypoint, shell=True)); `ray job logs` has nothing more to say.
+FAKE_RAY = """#!{python}
+import os, shlex, subprocess, sys
+args = sys.argv[1:]
+if args[:2] != ["job", "submit"]:
+    sys.exit(1 if args[:2] == ["job", "status"] else 0)
+entrypoint = args[args.index("--") + 1:]
+command = subprocess.list2cmdline(entrypoint) if os.environ["JOIN"] == "list2cmdline" else shlex.join(entrypoint)
+sys.exit(subprocess.run(command, shell=True, cwd=os.environ["WORKING_DIR"]).returncode)
+"""
+SHOW_ARGV = "import json, sys\nopen('argv.json', 'w').write(json.dumps(sys.argv[1:]))\n"
+AWKWARD = "https://mirror.example/mnist/?token=a&b=$HOME;echo pwned `id` 'single' \"double\" two  spaces|x>y/"
+
+
+@pytest.mark.parametrize("join", ["shlex.join", "list2cmdline"], ids=["ray-2.60", "older-ray"])
+def test_the_entrypoint_reaches_the_driver_exactly_as_given(tmp_path, join):
+    """Through KubeRay 1.7's submitter command (bash -c), `ray job submit` and the driver's shell: argv unchanged."""
+    training = tmp_path / "training"
+    training.mkdir()
+    (training / "show_argv.py").write_text(SHOW_ARGV)
+    cfg = make_cfg(tmp_path, AKS_RAY_TRAINING_DIR=str(training), AKS_RAY_ENTRYPOINT="python show_argv.py --tag a")
+    # Values no input may carry today (config refuses shell characters), to show the path itself is safe.
+    cfg = dataclasses.replace(
+        cfg, training=dataclasses.replace(cfg.training, mnist_mirror=AWKWARD, entrypoint="python show_argv.py --tag 'a b;c'")
+    )
+    job = rayjob.find(render(cfg)[1], "RayJob")
+    working_dir = tmp_path / "working-dir"
+    working_dir.mkdir()
+    for path, text in rebuilt_training_dir(render(cfg)[1]).items():
+        (working_dir / path).write_text(text)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ray").write_text(FAKE_RAY.format(python=sys.executable))
+    (bin_dir / "python").symlink_to(sys.executable)
+    (bin_dir / "ray").chmod(0o755)
+    # KubeRay 1.7's K8sJobMode command (common/job.go BuildJobSubmitCommand), joined with spaces, run by `/bin/bash -c --`.
+    address = "http://aks-ray-42-abc123-head-svc.aks-ray.svc.cluster.local:8265"
+    runtime_env = json.dumps(yaml.safe_load(job["spec"]["runtimeEnvYAML"]))
+    job_id = "aks-ray-42-abc123-tp9wx"
+    parts = [
+        ["if", "!", "ray", "job", "status", "--address", address, job_id, ">/dev/null", "2>&1", ";", "then"],
+        ["ray", "job", "submit", "--address", address, "--no-wait", "--runtime-env-json", json.dumps(runtime_env)],
+        ["--submission-id", job_id, "--", job["spec"]["entrypoint"].strip(), ";", "fi", ";"],
+        ["ray", "job", "logs", "--address", address, "--follow", job_id],
+    ]
+    command = " ".join(word for part in parts for word in part)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "JOIN": join, "WORKING_DIR": str(working_dir), "HOME": str(tmp_path)}
+    subprocess.run(["/bin/bash", "-c", "--", command], env=env, check=True, timeout=60)
+    received = json.loads((working_dir / "argv.json").read_text())
+    expected = jobspec.entrypoint_argv(cfg, jobspec.HEAD_ARTIFACTS_DIR)[2:]
+    assert received == expected
+    assert received[received.index("--mnist-mirror") + 1] == AWKWARD
+    assert received[:2] == ["--tag", "a b;c"]

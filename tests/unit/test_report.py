@@ -85,6 +85,16 @@ def test_a_successful_run_writes_every_file_and_the_github_outputs(cfg, tmp_path
     assert outputs["artifacts-path"] == str(cfg.output_dir.resolve())
 
 
+def test_the_trainings_result_json_gives_the_final_metrics_when_the_stream_lost_them(cfg, tmp_path):
+    """The follow stream ended before the final record: result.json from the head still has it."""
+    write_log(cfg, [DATASET, *EPOCHS])  # no "final" record in the log
+    result = {"dataset": DATASET, "final": {"kind": "final", "test_accuracy": 0.8912, "train_seconds": 4.5, "samples_per_second": 444.4}}
+    doc = report.write_outputs(cfg, outcome(result=result))
+    assert doc["final"] == {"test_accuracy": 0.8912, "train_seconds": 4.5, "samples_per_second": 444.4}
+    outputs = dict(line.split("=", 1) for line in (tmp_path / "gh_output").read_text().splitlines())
+    assert outputs["test-accuracy"] == "0.8912"
+
+
 def test_a_failure_before_any_epoch_still_writes_everything(cfg, tmp_path):
     write_log(cfg, [], extra=["Traceback (most recent call last):", "ValueError: boom"])
     doc = report.write_outputs(cfg, outcome(report.FAILED, error="ValueError: boom"))

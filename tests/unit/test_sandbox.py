@@ -191,7 +191,8 @@ def test_api_server_addresses_from_the_kubeconfig_url():
 def test_keep_cluster_is_bounded(tmp_path):
     job = rayjob.find(objects(make_cfg(tmp_path, AKS_RAY_KEEP_CLUSTER="true", AKS_RAY_KEEP_CLUSTER_TTL="2h")), "RayJob")
     rules = job["spec"]["deletionStrategy"]["deletionRules"]
-    assert rules and all(rule["condition"]["ttlSeconds"] == 7200 for rule in rules)
+    assert rules and all(rule["condition"]["ttlSeconds"] == 7200 for rule in rules if rule["policy"] == "DeleteCluster")
+    assert all(rule["condition"]["ttlSeconds"] == 7200 + 1800 for rule in rules if rule["policy"] == "DeleteSelf"), "the RayJob goes after"
 
 
 def test_symlinks_out_of_the_training_folder_are_refused(tmp_path):
