@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # Re-install only when the dependency list changes.
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: help venv run test lint e2e clean
+.PHONY: help venv run test lint e2e e2e-slow clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,8 +34,11 @@ lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check scripts training tests bench
 	$(BIN)/ruff format --check scripts training tests bench
 
-e2e: $(STAMP)  ## the end-to-end suite against kind or AKS_RAY_E2E_KUBECONFIG
-	$(BIN)/python -m pytest -m kind tests/e2e $(PYTEST_ARGS)
+e2e: $(STAMP)  ## the end-to-end suite's core set against kind or AKS_RAY_E2E_KUBECONFIG (what CI runs)
+	$(BIN)/python -m pytest -m "kind and not e2e_slow" tests/e2e $(PYTEST_ARGS)
+
+e2e-slow: $(STAMP)  ## the slow end-to-end cases (a failing training, a submitter retry, concurrent runs): about an hour on 2 cores
+	$(BIN)/python -m pytest -m "kind and e2e_slow" tests/e2e $(PYTEST_ARGS)
 
 clean:  ## remove the virtual environment and outputs
 	rm -rf $(VENV) aks-ray-output .pytest_cache
