@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Removes what up.sh made: the kind cluster (its node container and volume),
+# the `kind` Docker network when nothing else uses it, the kubeconfig, and the
+# Docker daemon up.sh started, if it started one. Always safe to run.
+#   down.sh            keeps the build cache (the node image in Docker included)
+#   down.sh --images   also removes the node image from Docker
+. "$(dirname "$0")/lib.sh"
+
+remove_images=0
+case "${1:-}" in
+  "") ;;
+  --images) remove_images=1 ;;
+  *) die "usage: down.sh [--images]" ;;
+esac
+
+own_dockerd_pid() {
+  [[ -f $DOCKERD_PID ]] && kill -0 "$(cat "$DOCKERD_PID")" 2>/dev/null && cat "$DOCKERD_PID"
+}
+
+if docker_answers; then
+  if [[ -x $KIND_BIN ]] && "$KIND_BIN" get clusters 2>/dev/null | grep -qxF "$KIND_CLUSTER_NAME"; then
+    log "kind delete cluster --name $KIND_CLUSTER_NAME"
+    timeout 300 "$KIND_BIN" delete cluster --name "$KIND_CLUSTER_NAME" >&2
+  fi
+  # Whatever a killed run left: node containers of this cluster, with their volumes.
+  leftovers="$(docker ps -aq --filter "label=io.x-k8s.kind.cluster=$KIND_CLUSTER_NAME")"
+  if [[ -n $leftovers ]]; then
+    # shellcheck disable=SC2086
+    docker rm -f -v $leftovers >/dev/null
+  fi
+  if docker network inspect kind >/dev/null 2>&1 &&
+    [[ $(docker network inspect -f '{{len .Containers}}' kind) == 0 ]]; then
+    docker network rm kind >/dev/null
+  fi
+  if ((remove_images)) && docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
+    log "removing the node image $NODE_IMAGE"
+    docker rmi "$NODE_IMAGE" >/dev/null
+  fi
+fi
+rm -f "$KIND_KUBECONFIG" "$KIND_STATE/ready"
+rmdir "$(dirname "$KIND_KUBECONFIG")" "$(dirname "$(dirname "$KIND_KUBECONFIG")")" 2>/dev/null || true
+
+if pid="$(own_dockerd_pid)"; then
+  log "stopping the Docker daemon up.sh started (pid $pid)"
+  kill -TERM "$pid"
+  for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "dockerd did not stop within 30 s; killing it"
+    kill -KILL "$pid"
+  fi
+fi
+# Mounts a killed daemon left under its folders (overlay layers, its netns files).
+awk -v run="$KIND_RUN/" -v data="$KIND_CACHE/docker/" 'index($2, run) == 1 || index($2, data) == 1 {print $2}' /proc/self/mounts |
+  sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+rm -rf "$KIND_RUN"
+if ((remove_images)) && [[ -d $KIND_CACHE/docker ]] && ! docker_answers; then
+  # The data of the daemon this path starts: only its own images are there.
+  log "removing $KIND_CACHE/docker (the node image and the daemon's other data)"
+  rm -rf "$KIND_CACHE/docker"
+fi
+log "kind cluster removed (the build cache in $KIND_CACHE is kept)"
