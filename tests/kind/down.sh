@@ -13,10 +13,6 @@ case "${1:-}" in
   *) die "usage: down.sh [--images]" ;;
 esac
 
-own_dockerd_pid() {
-  [[ -f $DOCKERD_PID ]] && kill -0 "$(cat "$DOCKERD_PID")" 2>/dev/null && cat "$DOCKERD_PID"
-}
-
 if docker_answers; then
   if [[ -x $KIND_BIN ]] && "$KIND_BIN" get clusters 2>/dev/null | grep -qxF "$KIND_CLUSTER_NAME"; then
     log "kind delete cluster --name $KIND_CLUSTER_NAME"
@@ -40,19 +36,7 @@ fi
 rm -f "$KIND_KUBECONFIG" "$KIND_STATE/ready"
 rmdir "$(dirname "$KIND_KUBECONFIG")" "$(dirname "$(dirname "$KIND_KUBECONFIG")")" 2>/dev/null || true
 
-if pid="$(own_dockerd_pid)"; then
-  log "stopping the Docker daemon up.sh started (pid $pid)"
-  kill -TERM "$pid"
-  for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "dockerd did not stop within 30 s; killing it"
-    kill -KILL "$pid"
-  fi
-fi
-# Mounts a killed daemon left under its folders (overlay layers, its netns files).
-awk -v run="$KIND_RUN/" -v data="$KIND_CACHE/docker/" 'index($2, run) == 1 || index($2, data) == 1 {print $2}' /proc/self/mounts |
-  sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-rm -rf "$KIND_RUN"
+stop_own_dockerd
 if ((remove_images)) && [[ -d $KIND_CACHE/docker ]] && ! docker_answers; then
   # The data of the daemon this path starts: only its own images are there.
   log "removing $KIND_CACHE/docker (the node image and the daemon's other data)"

@@ -86,10 +86,29 @@ ensure_docker() {
     --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
     --oom-score-adjust=0 --storage-driver overlay2 "${runtime[@]}" \
     >"$KIND_LOGS/dockerd.log" 2>&1 </dev/null &
+  STARTED_DOCKERD=1
   wait_for "dockerd to answer" 60 docker_answers || {
     tail -n 20 "$KIND_LOGS/dockerd.log" >&2
     die "dockerd did not start"
   }
+}
+
+# stop_own_dockerd: stops the daemon ensure_docker started (none other), and
+# unmounts what a killed one left under its folders.
+stop_own_dockerd() {
+  local pid
+  if [[ -f $DOCKERD_PID ]] && pid="$(cat "$DOCKERD_PID")" && kill -0 "$pid" 2>/dev/null; then
+    log "stopping the Docker daemon this path started (pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "dockerd did not stop within 30 s; killing it"
+      kill -KILL "$pid"
+    fi
+  fi
+  awk -v run="$KIND_RUN/" -v data="$KIND_CACHE/docker/" 'index($2, run) == 1 || index($2, data) == 1 {print $2}' /proc/self/mounts |
+    sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$KIND_RUN"
 }
 
 build_runc_wrapper() {

@@ -15,7 +15,7 @@ READY_MARK="$KIND_STATE/ready"
 
 no_cache() {
   log "$1; not starting the kind cluster ('tests/kind/build.sh' fills the cache)"
-  "$KIND_DIR/down.sh" >/dev/null 2>&1 || true
+  if [[ -n ${STARTED_DOCKERD:-} ]]; then stop_own_dockerd; fi
   exit "$EXIT_NO_CACHE"
 }
 
