@@ -34,6 +34,10 @@ if docker_answers; then
   fi
 fi
 rm -f "$KIND_KUBECONFIG" "$KIND_STATE/ready"
+if [[ -f $KIND_STATE/made-lib-modules ]]; then
+  rmdir /lib/modules 2>/dev/null || true
+  rm -f "$KIND_STATE/made-lib-modules"
+fi
 rmdir "$(dirname "$KIND_KUBECONFIG")" "$(dirname "$(dirname "$KIND_KUBECONFIG")")" 2>/dev/null || true
 
 stop_own_dockerd

@@ -100,6 +100,9 @@ main() {
     kind_ delete cluster --name "$KIND_CLUSTER_NAME" >&2
   fi
   write_kind_config
+  # kind mounts the host's /lib/modules into the node; Docker creates it when
+  # absent (this sandbox has none), and down.sh removes it again then.
+  [[ -e /lib/modules ]] || touch "$KIND_STATE/made-lib-modules"
   log "kind create cluster --name $KIND_CLUSTER_NAME --image $NODE_IMAGE (log: $KIND_LOGS/kind-create.log)"
   if ! timeout 600 "$KIND_BIN" create cluster --name "$KIND_CLUSTER_NAME" --image "$NODE_IMAGE" \
     --config "$KIND_CONFIG" --kubeconfig "$KIND_KUBECONFIG" --wait 180s --retain -v 1 \
