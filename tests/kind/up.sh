@@ -76,14 +76,15 @@ print_env() {
 }
 
 main() {
-  command -v docker >/dev/null || die "the docker CLI is not installed (Debian: apt-get install docker.io)"
   if [[ ${AKS_RAY_KIND_NO_BUILD:-0} == 1 ]]; then
     local missing
     missing="$(missing_files)"
     [[ -z $missing ]] || { sed 's/^/  missing: /' <<<"$missing" >&2; no_cache "the cache lacks parts"; }
+    command -v docker >/dev/null || no_cache "the docker CLI is not installed (Debian: apt-get install docker.io)"
     ensure_docker
     node_image_current || no_cache "Docker has no current $NODE_IMAGE"
   else
+    command -v docker >/dev/null || die "the docker CLI is not installed (Debian: apt-get install docker.io)"
     "$KIND_DIR/build.sh"
     ensure_docker
   fi

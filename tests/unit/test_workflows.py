@@ -175,4 +175,4 @@ def test_the_kind_jobs_run_the_kind_release_tests_kind_pins(tmp_path):
     env.pop("KIND_VERSION", None)
     result = subprocess.run(["bash", "-e", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f'KIND_VERSION={pinned} e2e PYTEST_ARGS=-rs'
+    assert result.stdout.strip() == f"KIND_VERSION={pinned} e2e PYTEST_ARGS=-rs"
