@@ -109,8 +109,9 @@ main() {
     --config "$KIND_CONFIG" --kubeconfig "$KIND_KUBECONFIG" --wait 180s --retain -v 1 \
     >"$KIND_LOGS/kind-create.log" 2>&1; then
     tail -n 30 "$KIND_LOGS/kind-create.log" >&2
-    log "the node's own logs: docker logs $KIND_NODE; docker exec $KIND_NODE journalctl -u kubelet; tests/kind/down.sh removes it"
-    die "kind create cluster failed"
+    # The node's journal, kubelet and container logs, before down.sh removes the node.
+    timeout 120 "$KIND_BIN" export logs --name "$KIND_CLUSTER_NAME" "$KIND_LOGS/node" >/dev/null 2>&1 || true
+    die "kind create cluster failed; the node's logs are in $KIND_LOGS/node (tests/kind/down.sh removes the node)"
   fi
   log "control plane up in $((SECONDS - started))s"
   load_images
