@@ -21,8 +21,8 @@ no_cache() {
 
 # The kind configuration: one node, with the kubeadm patches mounted and two
 # changes to kubeadm's defaults, both for a 2-core machine without a registry:
-#   - the static pods' CPU requests are dropped (kubeadm-patches/), so that the
-#     e2e RayJob's 1.8 CPUs fit beside the control plane;
+#   - the static pods' CPU requests are lowered to 200m in all (kubeadm-patches/),
+#     so that the e2e RayJob and the operator (1.8 CPUs) fit beside the control plane;
 #   - kubeadm's CoreDNS is skipped (its Corefile needs plugins the local
 #     cluster's CoreDNS build leaves out); up.sh starts that cluster's DNS instead.
 write_kind_config() {
