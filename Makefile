@@ -51,6 +51,14 @@ cluster-up:  ## a single-node Kubernetes cluster on this machine from upstream p
 cluster-down:  ## remove that cluster: processes, mounts, network rules (keeps the build cache)
 	tests/cluster/down.sh
 
+.PHONY: kind-up kind-down
+
+kind-up:  ## a kind cluster from a node image built here (tests/kind; prints the env for make e2e)
+	tests/kind/up.sh
+
+kind-down:  ## remove that kind cluster and the Docker daemon it started (IMAGES=1: the node image too)
+	tests/kind/down.sh $(if $(IMAGES),--images)
+
 .PHONY: checkov-install checkov
 
 # checkov gets a virtual environment of its own: its pinned dependencies clash with ray's.

@@ -3,8 +3,10 @@
 The cluster is, in this order:
   1. the one in the kubeconfig named by AKS_RAY_E2E_KUBECONFIG (any cluster: the
      project's own test cluster, minikube, AKS), or
-  2. a kind cluster made by pytest-kind-ng for the session (needs Docker; kept
-     with --keep-cluster for the next local run).
+  2. a kind cluster from pytest-kind-ng's `kind_cluster` fixture (needs Docker):
+     one of that name already there is reused (tests/kind/up.sh makes one from a
+     node image built on the machine, for machines without a registry), else it is
+     created for the session; kept with --keep-cluster for the next local run.
 Without either, every test here is skipped with the reason.
 
 Each test gets its own namespace. On teardown every pod's logs (current and
@@ -14,6 +16,10 @@ previous) and the namespace's events are stored under AKS_RAY_E2E_OUTPUT
 Configuration, from the environment:
   AKS_RAY_E2E_KUBECONFIG   kubeconfig of an existing cluster (skips kind)
   AKS_RAY_E2E_CONTEXT      its context (default: the current one)
+  AKS_RAY_E2E_KIND_IMAGE   kind node image for pytest-kind-ng (--kind-image; default
+                           the kind release's own, kindest/node)
+  AKS_RAY_E2E_KIND_BIN     kind binary for pytest-kind-ng (--kind-bin; default `kind`
+                           on PATH, else pytest-kind-ng downloads release KIND_VERSION)
   AKS_RAY_E2E_RAY_IMAGE    Ray image for the RayJob (default: the project's pin)
   AKS_RAY_E2E_TORCH_IMAGE  an image whose tag names the pinned torch, for the whole-run test (tests/cluster's)
   AKS_RAY_E2E_CHART        KubeRay chart: repository URL or local folder (default: the
@@ -81,8 +87,23 @@ def cluster(request) -> Cluster:
             f"no cluster for the e2e suite: AKS_RAY_E2E_KUBECONFIG is not set and kind cannot run ({why_not}). "
             "Set AKS_RAY_E2E_KUBECONFIG to a cluster's kubeconfig, or run where Docker works (make e2e)."
         )
+    _kind_options_from_env(request.config)
     kind = request.getfixturevalue("kind_cluster")
-    return Cluster(Path(kind.kubeconfig_path), None, f"kind cluster {kind.name}")
+    image = request.config.option.kind_image or "the kind release's default image"
+    return Cluster(Path(kind.kubeconfig_path), None, f"kind cluster {kind.name} ({image})")
+
+
+def _kind_options_from_env(config) -> None:
+    """pytest-kind-ng's --kind-image and --kind-bin, from the environment where not given on the command line."""
+    image = os.environ.get("AKS_RAY_E2E_KIND_IMAGE", "").strip()
+    if image and not config.option.kind_image:
+        config.option.kind_image = image
+    if config.option.kind_bin:
+        return
+    given = os.environ.get("AKS_RAY_E2E_KIND_BIN", "").strip()
+    if given and not os.access(given, os.X_OK):
+        pytest.skip(f"AKS_RAY_E2E_KIND_BIN={given} is not an executable (tests/kind/build.sh builds kind)")
+    config.option.kind_bin = given or shutil.which("kind")
 
 
 @pytest.fixture(scope="session")

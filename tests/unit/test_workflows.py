@@ -272,3 +272,20 @@ def test_verdict_example_inputs_validate_for_their_event(job_id, event, monkeypa
     for name, value in {**context, **{options[k]: str(v) for k, v in step["with"].items() if k in options}}.items():
         monkeypatch.setenv(name, value)
     assert cli.main(["validate"]) == 0
+
+
+def test_the_kind_jobs_run_the_kind_release_tests_kind_pins(tmp_path):
+    """pytest-kind-ng (KIND_VERSION) and kind-action (version) use the release tests/kind/versions.env pins."""
+    pinned = re.search(r"^KIND_VERSION=(\S+)$", (ROOT / "tests/kind/versions.env").read_text(), re.M).group(1)
+    jobs = load(WORKFLOW_DIR / "e2e-kind.yml")["jobs"]
+    kind_action = next(s for s in jobs["action-on-kind"]["steps"] if s.get("uses", "").startswith("helm/kind-action@"))
+    assert kind_action["with"]["version"] == pinned
+    # The e2e step's script, run by bash with a `make` that reports what it was given.
+    script = next(s for s in jobs["e2e"]["steps"] if "make e2e" in s.get("run", ""))["run"]
+    (tmp_path / "make").write_text('#!/bin/sh\necho "KIND_VERSION=$KIND_VERSION $*"\n')
+    (tmp_path / "make").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    env.pop("KIND_VERSION", None)
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"KIND_VERSION={pinned} e2e PYTEST_ARGS=-rs"
