@@ -101,10 +101,15 @@ def assert_inside_the_sandbox(kube_api, namespace: str, job_name: str) -> None:
     assert heads, "the head pod is still there (the deletion rules wait for collection)"
     token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     script = f"id -u; test -e {token} && echo token-mounted || echo no-token; grep -c '^CapEff:[[:space:]]*0*$' /proc/self/status"
-    output = stream(
+    exec_stream = stream(
         kube_api.connect_get_namespaced_pod_exec, heads[0].metadata.name, namespace, container="ray-head",
-        command=["sh", "-c", script], stderr=True, stdin=False, stdout=True, tty=False, _request_timeout=60,
+        command=["sh", "-c", script], stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
     )  # fmt: skip
+    try:
+        exec_stream.run_forever(timeout=60)
+        output = exec_stream.read_stdout()
+    finally:
+        exec_stream.close()  # the websocket's socket, which pytest would report unclosed
     lines = output.split()
     assert lines[:2] == ["1000", "no-token"], output
     assert lines[2] == "1", f"the head holds no capability: {output}"
@@ -242,7 +247,7 @@ def test_run_executes_the_whole_step_list_with_the_inputs_as_one_document(run_en
     assert result.returncode == 0, result.stderr[-5000:]
     steps = json.loads((out / "steps.json").read_text())["steps"]
     assert [(s["step"], s["outcome"]) for s in steps] == [
-        (step, "success") for step in ("operator", "submit", "wait", "collect", "cleanup")
+        (step, "success") for step in ("operator", "submit", "wait", "collect", "verdict", "cleanup")
     ], "every step of the kubeconfig target ran, in order, and succeeded"
     timings = json.loads((out / "timings.json").read_text())
     assert {"operator", "submit", "wait", "collect", "cleanup"} <= set(timings)
