@@ -147,7 +147,7 @@ def test_the_api_server_refuses_a_pod_outside_the_sandbox(kube_api, namespace):
     assert excinfo.value.status == 403 and "restricted" in excinfo.value.body
 
 
-def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace, tmp_path):
+def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace, tmp_path, request):
     out = Path(run_env["AKS_RAY_OUTPUT_DIR"])
     # Another run's object in the same namespace: cleanup must leave it alone.
     kube_api.create_namespaced_config_map(
@@ -192,7 +192,9 @@ def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace,
 
     assert_inside_the_sandbox(kube_api, namespace, job_name)
 
-    custom = client.CustomObjectsApi(config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context))
+    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context)
+    request.addfinalizer(api_client.close)  # its pooled TLS sockets, which filterwarnings=error would report unclosed
+    custom = client.CustomObjectsApi(api_client)
     job = custom.get_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", job_name)
     secret = kube_api.read_namespaced_secret(job["status"]["rayClusterName"], namespace)
     ray_token = base64.b64decode(secret.data["auth_token"]).decode()
@@ -237,7 +239,7 @@ def test_steps_train_collect_and_clean_up(run_env, cluster, kube_api, namespace,
     assert networking.list_namespaced_network_policy(namespace, label_selector=selector).items == [], "the run's sandbox policy went too"
 
 
-def test_run_executes_the_whole_step_list_with_the_inputs_as_one_document(run_env, cluster, kube_api, namespace):
+def test_run_executes_the_whole_step_list_with_the_inputs_as_one_document(run_env, cluster, kube_api, namespace, request):
     """`aks-ray run --target kubeconfig` end to end, its options handed over the way the action hands them."""
     out = Path(run_env["AKS_RAY_OUTPUT_DIR"])
     inputs = {
@@ -270,7 +272,9 @@ def test_run_executes_the_whole_step_list_with_the_inputs_as_one_document(run_en
     # Cleanup ran inside the same command: nothing of the run is left.
     from kubernetes import client, config
 
-    custom = client.CustomObjectsApi(config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context))
+    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context)
+    request.addfinalizer(api_client.close)  # its pooled TLS sockets, which filterwarnings=error would report unclosed
+    custom = client.CustomObjectsApi(api_client)
     selector = f"aks-ray.io/run={metrics['job_name']}"
     assert custom.list_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", label_selector=selector)["items"] == []
     assert kube_api.list_namespaced_config_map(namespace, label_selector=selector).items == []
