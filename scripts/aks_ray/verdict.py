@@ -414,9 +414,14 @@ def comment_body(
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
+def marked(section: str) -> str:
+    """The verdict section between its markers: how summary.md and the step summary both carry it."""
+    return f"{SUMMARY_START}\n{section.rstrip()}\n{SUMMARY_END}\n"
+
+
 def replace_section(text: str, section: str) -> str:
     """summary.md with the verdict section put in place of an earlier one (a rerun), or appended."""
-    block = f"{SUMMARY_START}\n{section.rstrip()}\n{SUMMARY_END}\n"
+    block = marked(section)
     pattern = re.compile(re.escape(SUMMARY_START) + r".*?" + re.escape(SUMMARY_END) + r"\n?", re.S)
     if pattern.search(text):
         return pattern.sub(lambda _m: block, text, count=1)
@@ -626,7 +631,8 @@ def main(cfg: Config, words: tuple[str, ...] = ()) -> int:
         summary_path = output_dir / "summary.md"
         previous = summary_path.read_text(encoding="utf-8") if summary_path.exists() else ""
         summary_path.write_text(replace_section(previous, section), encoding="utf-8")
-        gha.append_summary(cfg.github.step_summary, section)
+        # The same marked block, so the step summary and summary.md stay one text (the markers are invisible there).
+        gha.append_summary(cfg.github.step_summary, marked(section))
         if baseline is not None and baseline.doc.get("epochs"):
             try:
                 draw_curves(
