@@ -60,6 +60,16 @@ build_tools() {
   gcc -static -O2 -Wall -Wextra -o "$TOOLS_BIN/pause" "$CLUSTER_DIR/pause/pause.c"
 }
 
+# kube-router enforces NetworkPolicies here as Cilium does on AKS; only its
+# firewall runs (up.sh): the bridge CNI and kube-proxy keep routing and services.
+build_netpol() {
+  [[ -x $NETPOL_BIN/kube-router ]] && return
+  log "building kube-router (network policy controller) from gomod/netpol"
+  mkdir -p "$NETPOL_BIN"
+  (cd "$CLUSTER_DIR/gomod/netpol" && "${GO_BUILD_ENV[@]}" go build -ldflags "-s -w" \
+    -o "$NETPOL_BIN/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
+}
+
 # minimal_rootfs DIR: /etc/passwd and /etc/group for a static binary's image.
 minimal_rootfs() {
   mkdir -p "$1/etc" "$1/tmp"
@@ -156,6 +166,7 @@ main() {
   [[ $stage == control-plane ]] && { build_kubernetes kube-controller-manager kube-scheduler; return; }
   build_kubernetes kube-controller-manager kube-scheduler kubelet kube-proxy
   build_tools
+  build_netpol
   build_pause_image
   build_coredns_image
   build_busybox_image

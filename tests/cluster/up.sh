@@ -227,6 +227,20 @@ YAML
   wait_for "kube-proxy health" 60 curl -fsS http://127.0.0.1:10256/healthz
 }
 
+# kube-router's firewall only: it turns each NetworkPolicy into iptables rules and
+# ipsets on this node, beside the bridge CNI and kube-proxy (which keep routing
+# and services), so a run's policy is enforced here as Cilium enforces it on AKS.
+# AKS_RAY_CLUSTER_NETPOL=0 starts the cluster without it (policies then only exist).
+start_netpol() {
+  [[ ${AKS_RAY_CLUSTER_NETPOL:-1} == 0 ]] && { log "no NetworkPolicy engine (AKS_RAY_CLUSTER_NETPOL=0)"; return; }
+  start_daemon kube-router "$NETPOL_BIN/kube-router" --kubeconfig "$CERTS/admin.kubeconfig" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
+    --enable-ipv6=false --hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_CIDR" \
+    --health-port "$NETPOL_HEALTH_PORT" --metrics-port 0 --v=1
+  wait_for "kube-router health" 60 curl -fsS "http://127.0.0.1:$NETPOL_HEALTH_PORT/healthz"
+  echo kube-router >"$STATE_DIR/netpol"
+}
+
 start_coredns() {
   sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g" \
     -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g" "$CLUSTER_DIR/manifests/coredns.yaml" |
@@ -271,6 +285,7 @@ main() {
     fi
     start_kubelet
     start_kube_proxy
+    start_netpol
     start_coredns
     echo "$stage" >"$STATE_DIR/stage"
   fi
