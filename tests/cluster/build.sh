@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (or finds in the cache) every binary and image the local test cluster
 # needs. Each part is keyed by its version and skipped when already cached.
-#   build.sh [control-plane|node|full]   (default: full)
+#   build.sh [control-plane|node|full|netpol]   (default: full; netpol: only kube-router)
 . "$(dirname "$0")/lib.sh"
 
 GO_BUILD_ENV=(env GOFLAGS=-trimpath CGO_ENABLED=0)
@@ -161,6 +161,7 @@ main() {
   [[ $(id -u) == 0 ]] || die "run as root: the cluster needs mounts, cgroups and network namespaces"
   mkdir -p "$CACHE_DIR"
   install_host_packages
+  [[ $stage == netpol ]] && { build_netpol; return; }
   build_etcd
   build_kubernetes kube-apiserver kubectl
   [[ $stage == control-plane ]] && { build_kubernetes kube-controller-manager kube-scheduler; return; }

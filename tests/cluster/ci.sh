@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Entry point for .ci/run: brings the local test cluster up from the cache
 # within a deadline, or says plainly why it cannot.
-#   ci.sh up     prints "export KUBECONFIG=... AKS_RAY_CLUSTER_STAGE=..." on stdout
+#   ci.sh up     prints "export KUBECONFIG=... AKS_RAY_CLUSTER_STAGE=... AKS_RAY_CLUSTER_NETPOL=..." on stdout
+#                (NETPOL: kube-router when NetworkPolicies are enforced, else none)
 #   ci.sh down   removes the cluster (always safe)
 # Exit codes of "up":
 #   0   the cluster is up; eval the printed line
@@ -46,6 +47,12 @@ up() {
       missing_artifacts "$wanted" | sed 's/^/  /' >&2
     fi
   fi
+  # kube-router came after many caches were filled: a few minutes of Go build, so CI makes it rather
+  # than run the cluster without a policy engine (the NetworkPolicy test would then fail).
+  if [[ $build == 0 && $stage != control-plane && ! -x $NETPOL_BIN/kube-router ]]; then
+    log "building kube-router into the cache (a few minutes): the cluster enforces NetworkPolicies with it"
+    "$CLUSTER_DIR/build.sh" netpol >&2 || log "kube-router did not build: the cluster starts without a policy engine"
+  fi
   # Left over from an earlier run that was killed: start clean.
   "$CLUSTER_DIR/down.sh" >&2
   local kubeconfig
@@ -56,7 +63,7 @@ up() {
     "$CLUSTER_DIR/down.sh" >&2 || true
     return 1
   fi
-  echo "export KUBECONFIG=$kubeconfig AKS_RAY_CLUSTER_STAGE=$stage"
+  echo "export KUBECONFIG=$kubeconfig AKS_RAY_CLUSTER_STAGE=$stage AKS_RAY_CLUSTER_NETPOL=$(cat "$STATE_DIR/netpol" 2>/dev/null || echo none)"
 }
 
 case "${1:-}" in

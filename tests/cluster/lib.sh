@@ -74,7 +74,6 @@ stage_artifacts() {
   [[ $1 == control-plane ]] && return
   for b in kubelet kube-proxy; do echo "$K8S_BIN/$b"; done
   echo "$TOOLS_BIN/runc-wrapper"
-  echo "$NETPOL_BIN/kube-router"
   image_archive "$PAUSE_IMAGE"
   image_archive "$COREDNS_IMAGE"
   image_archive "$BUSYBOX_IMAGE"

@@ -233,6 +233,10 @@ YAML
 # AKS_RAY_CLUSTER_NETPOL=0 starts the cluster without it (policies then only exist).
 start_netpol() {
   [[ ${AKS_RAY_CLUSTER_NETPOL:-1} == 0 ]] && { log "no NetworkPolicy engine (AKS_RAY_CLUSTER_NETPOL=0)"; return; }
+  if [[ ! -x $NETPOL_BIN/kube-router ]]; then
+    log "no kube-router in the cache ($NETPOL_BIN): NetworkPolicies are not enforced; tests/cluster/build.sh netpol builds it"
+    return
+  fi
   start_daemon kube-router "$NETPOL_BIN/kube-router" --kubeconfig "$CERTS/admin.kubeconfig" \
     --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
     --enable-ipv6=false --hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_CIDR" \
