@@ -74,6 +74,8 @@ PUBLIC_OUTPUTS = (
     "ray_pool_name",
     "ray_pool_node_labels",
     "ray_pool_node_taints",
+    # null unless terraform/ created a registry (container_registry_name).
+    "container_registry_login_server",
 )
 TERRAFORM_FIX = (
     f"install Terraform {versions.TERRAFORM_VERSION} "
