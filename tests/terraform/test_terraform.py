@@ -313,9 +313,10 @@ def test_the_registry_is_optional_basic_without_an_admin_user():
     assert registry["admin_enabled"] is False, "no static password: the nodes pull as the kubelet identity"
     assert "anonymous_pull_enabled" not in registry
     assert registry["tags"] == "${local.tags}"
-    # Azure's rule for registry names, which the provider checks too (ContainerRegistryName).
+    # Azure's rule for registry names, which the provider checks too (ContainerRegistryName), and the CLI's.
     condition = VARIABLES["container_registry_name"]["validation"][0]["condition"]
     pattern = re.search(r'regex\("(.*?)", var\.', condition).group(1)
+    assert pattern == config.CONTAINER_REGISTRY_NAME_PATTERN
     assert re.fullmatch(pattern, "aksrayimages") and not re.fullmatch(pattern, "aks-ray") and not re.fullmatch(pattern, "a" * 51)
 
 
@@ -343,5 +344,32 @@ def test_the_ray_pools_scale_down_mode_is_a_variable_defaulting_to_the_providers
     assert RESOURCES["azurerm_kubernetes_cluster_node_pool.ray"]["scale_down_mode"] == "${var.ray_scale_down_mode}"
     variable = VARIABLES["ray_scale_down_mode"]
     assert variable["default"] == "Delete"
+    cli_default = next(f.default for f in dataclasses.fields(config.AzureOptions) if f.name == "ray_scale_down_mode")
+    assert cli_default.capitalize() == variable["default"]
     assert 'contains(["Delete", "Deallocate"], var.ray_scale_down_mode)' in variable["validation"][0]["condition"]
     assert "Deallocate" in variable["description"] and "OS disk" in variable["description"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, {"container_registry_name": None, "ray_scale_down_mode": "Delete"}),
+        (
+            {"AKS_RAY_CONTAINER_REGISTRY_NAME": "aksrayimages", "AKS_RAY_RAY_SCALE_DOWN_MODE": "deallocate"},
+            {"container_registry_name": "aksrayimages", "ray_scale_down_mode": "Deallocate"},
+        ),
+    ],
+    ids=["defaults", "registry-and-deallocate"],
+)
+def test_the_registry_and_scale_down_options_reach_terraform_as_it_spells_them(environ, expected):
+    import datetime as dt
+
+    environ = {"AKS_RAY_TARGET": "aks", "ARM_SUBSCRIPTION_ID": "33333333-3333-3333-3333-333333333333", **environ}
+    variables = infra.terraform_variables(config.load({}, environ), dt.datetime.now(dt.timezone.utc))
+    assert {name: variables[name] for name in expected} == expected
+    assert variables["ray_scale_down_mode"] in VARIABLES["ray_scale_down_mode"]["validation"][0]["condition"]
+
+
+def test_a_bad_registry_name_is_refused_before_terraform():
+    with pytest.raises(config.ConfigError, match="--container-registry-name"):
+        config.load({}, {"AKS_RAY_TARGET": "aks", "AKS_RAY_CONTAINER_REGISTRY_NAME": "aks-ray"})
