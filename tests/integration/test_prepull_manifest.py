@@ -31,11 +31,16 @@ DOCS = list(yaml.safe_load_all((ROOT / "manifests" / "prepull-daemonset.yaml").r
 NAMESPACE = next(doc for doc in DOCS if doc["kind"] == "Namespace")
 DAEMONSET = next(doc for doc in DOCS if doc["kind"] == "DaemonSet")
 KUBECONFIG = os.environ.get("AKS_RAY_E2E_KUBECONFIG", "/var/lib/aks-ray-cluster/kubeconfig")
-KUBECTL_CANDIDATES = (f"/var/cache/aks-ray-cluster/k8s-v{tag}/bin/kubectl" for tag in ("1.34.4",))
+CLUSTER_VERSIONS = dict(
+    line.split("=", 1) for line in (ROOT / "tests" / "cluster" / "versions.env").read_text(encoding="utf-8").splitlines() if "=" in line
+)
 
 
 def kubectl() -> str | None:
-    for candidate in (*KUBECTL_CANDIDATES, shutil.which("kubectl")):
+    """The local cluster's own kubectl (tests/cluster/lib.sh's cache folder), else one on PATH."""
+    cache = Path(os.environ.get("AKS_RAY_CLUSTER_CACHE", "/var/cache/aks-ray-cluster"))
+    built = cache / f"k8s-v{CLUSTER_VERSIONS['KUBERNETES_VERSION']}" / "bin" / "kubectl"
+    for candidate in (str(built), shutil.which("kubectl")):
         if candidate and Path(candidate).is_file():
             return candidate
     return None
