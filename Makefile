@@ -95,11 +95,15 @@ actionlint: $(ACTIONLINT)  ## actionlint on the workflows and the example workfl
 
 .PHONY: lock lock-check
 
-lock:  ## rewrite requirements/*.txt (the action's hash-locked venv) from pyproject.toml with the pinned uv
-	$(PYTHON) scripts/tools/lock_requirements.py
+# TORCH_INDEX_URL=<PyTorch's CPU wheel index> adds requirements/ray-image.txt (manifests/Dockerfile's torch);
+# without it pip's configured extra-index-url is used, and without that the image lock is left alone.
+TORCH_INDEX_ARGS := $(if $(TORCH_INDEX_URL),--torch-index-url '$(TORCH_INDEX_URL)')
+
+lock:  ## rewrite requirements/*.txt (the action's hash-locked venv; the Ray image's torch with TORCH_INDEX_URL) with the pinned uv
+	$(PYTHON) scripts/tools/lock_requirements.py $(TORCH_INDEX_ARGS)
 
 lock-check:  ## exit 1 if requirements/*.txt are out of date with pyproject.toml (needs the package index)
-	$(PYTHON) scripts/tools/lock_requirements.py --check
+	$(PYTHON) scripts/tools/lock_requirements.py --check $(TORCH_INDEX_ARGS)
 
 .PHONY: tools
 

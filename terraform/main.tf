@@ -117,6 +117,10 @@ resource "azurerm_kubernetes_cluster_node_pool" "ray" {
   min_count            = local.ray_autoscaling ? var.ray_autoscaling.min_nodes : null
   max_count            = local.ray_autoscaling ? var.ray_autoscaling.max_nodes : null
 
+  # Delete by default; Deallocate keeps a scaled-down node's disk and with it the images
+  # it pulled, so a scale-up starts that node again instead of pulling onto a new one.
+  scale_down_mode = var.ray_scale_down_mode
+
   upgrade_settings {
     max_surge = "10%"
   }
@@ -124,6 +128,45 @@ resource "azurerm_kubernetes_cluster_node_pool" "ray" {
   lifecycle {
     ignore_changes = [tags["aks-ray-github-run-id"]]
   }
+}
+
+# An optional registry for the image built from manifests/Dockerfile (README, "An image
+# with torch in it"). The nodes pull from it as the cluster's kubelet identity, so no
+# pull secret exists anywhere; the admin user (a static password) stays off.
+resource "azurerm_container_registry" "this" {
+  #checkov:skip=CKV_AZURE_139:Public network access stays on: GitHub-hosted runners and az acr build reach the registry over the internet, and pulls need Azure AD (AcrPull), with no admin user and no anonymous pull.
+  #checkov:skip=CKV_AZURE_163:Vulnerability scanning is Microsoft Defender for Containers, a per-subscription plan with its own cost, not a registry setting.
+  #checkov:skip=CKV_AZURE_164:Content trust (signed images) needs the Premium SKU; the image is built from manifests/Dockerfile into this registry by its owner.
+  #checkov:skip=CKV_AZURE_165:Geo-replication needs the Premium SKU; the registry serves one cluster in one region.
+  #checkov:skip=CKV_AZURE_166:Quarantine of pushed images needs the Premium SKU and a scanner to release them.
+  #checkov:skip=CKV_AZURE_167:A retention policy for untagged manifests needs the Premium SKU; the Basic registry holds a few tagged images.
+  #checkov:skip=CKV_AZURE_233:Zone redundancy needs the Premium SKU; a lost zone costs a rebuild of one image.
+  #checkov:skip=CKV_AZURE_237:Dedicated data endpoints need the Premium SKU and matter only behind a firewall with rules per endpoint.
+  count = var.container_registry_name == null ? 0 : 1
+
+  name                = var.container_registry_name
+  resource_group_name = azurerm_resource_group.this.name
+  location            = azurerm_resource_group.this.location
+  sku                 = "Basic"
+  admin_enabled       = false
+  tags                = local.tags
+
+  lifecycle {
+    ignore_changes = [tags["aks-ray-github-run-id"]]
+  }
+}
+
+resource "azurerm_role_assignment" "kubelet_acr_pull" {
+  count = var.container_registry_name == null ? 0 : 1
+
+  scope                = azurerm_container_registry.this[0].id
+  role_definition_name = "AcrPull"
+  principal_id         = azurerm_kubernetes_cluster.this.kubelet_identity[0].object_id
+  # The kubelet identity is new with the cluster: skip the directory lookup, which Azure
+  # AD's replication lag can fail for minutes (the provider then sends the principal
+  # type, ServicePrincipal, which a managed identity is).
+  skip_service_principal_aad_check = true
+  description                      = "aks-ray: the cluster's nodes pull images from the registry"
 }
 
 # Local accounts are disabled, so whoever runs the pipeline needs an Azure RBAC

@@ -52,3 +52,8 @@ output "ray_pool_node_taints" {
   description = "Taints of the Ray pool's nodes; the Ray pods' tolerations."
   value       = local.ray_pool_taints
 }
+
+output "container_registry_login_server" {
+  description = "Login server of the registry created with container_registry_name (<name>.azurecr.io), the host of the ray-image to build and run; null when there is none."
+  value       = one(azurerm_container_registry.this[*].login_server)
+}

@@ -122,6 +122,28 @@ variable "ray_autoscaling" {
   }
 }
 
+variable "ray_scale_down_mode" {
+  type        = string
+  description = "What happens to a Ray pool node the autoscaler (or a smaller ray_node_count) removes: Delete (the provider's default) deletes the VM, so the next scale-up boots a fresh node that pulls the Ray image again; Deallocate stops it and keeps its OS disk, so a restarted node still has the images it pulled, and the stopped node costs its OS disk's storage but no compute. Deallocate needs managed OS disks (the default Dsv5 sizes have no ephemeral ones) and no Spot nodes."
+  default     = "Delete"
+
+  validation {
+    condition     = contains(["Delete", "Deallocate"], var.ray_scale_down_mode)
+    error_message = "The Ray pool's scale-down mode must be Delete or Deallocate."
+  }
+}
+
+variable "container_registry_name" {
+  type        = string
+  description = "Name of an Azure Container Registry (Basic SKU, admin user disabled) to create beside the cluster, with AcrPull for the cluster's kubelet identity, so the nodes pull the image built from manifests/Dockerfile without credentials; globally unique, 5 to 50 letters and digits. null: no registry."
+  default     = null
+
+  validation {
+    condition     = var.container_registry_name == null || can(regex("^[a-zA-Z0-9]{5,50}$", var.container_registry_name))
+    error_message = "The container registry name must be 5 to 50 letters and digits (no '-'), unique across Azure, or null for no registry."
+  }
+}
+
 variable "sku_tier" {
   type        = string
   description = "AKS pricing tier: Free (no uptime SLA, fine for CI), Standard or Premium."

@@ -293,6 +293,22 @@ def parse_optional_cluster_name(raw: str) -> str | None:
     return value
 
 
+# Azure's rule for registry names (and the azurerm provider's, ContainerRegistryName); terraform/ has it too.
+CONTAINER_REGISTRY_NAME_PATTERN = r"^[a-zA-Z0-9]{5,50}$"
+
+
+def parse_optional_container_registry_name(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not re.fullmatch(CONTAINER_REGISTRY_NAME_PATTERN, value, re.ASCII):
+        raise Invalid(
+            f"{raw!r} is not a valid Azure Container Registry name",
+            "use 5 to 50 letters and digits (no '-' or '.'), unique across Azure; <name>.azurecr.io is its login server",
+        )
+    return value
+
+
 def parse_optional_resource_group(raw: str) -> str | None:
     value = raw.strip()
     if not value:
@@ -756,6 +772,18 @@ class AzureOptions:
         "", "enable autoscaling of the Ray pool with this minimum (0 allowed)", optional_int_in_range(0, 100)
     )
     ray_max_nodes: int | None = option("", "maximum of the autoscaling Ray pool", optional_int_in_range(1, 100))
+    ray_scale_down_mode: str = option(
+        "delete",
+        "what becomes of a Ray pool node scaled down: delete (the VM goes; a new node pulls the Ray image again) or "
+        'deallocate (stopped, its OS disk and the images on it kept, the disk still billed; README, "Start-up")',
+        choice("delete", "deallocate"),
+    )
+    container_registry_name: str | None = option(
+        "",
+        "an Azure Container Registry (Basic) for the image of manifests/Dockerfile, created beside the cluster with AcrPull "
+        "for its kubelet identity: 5 to 50 letters and digits, unique across Azure; empty: none",
+        parse_optional_container_registry_name,
+    )
     infra_mode: str = option(
         "apply", "apply (create or update), reuse (use the cluster as it is) or skip (no Azure calls)", choice(*INFRA_MODES)
     )

@@ -74,6 +74,8 @@ PUBLIC_OUTPUTS = (
     "ray_pool_name",
     "ray_pool_node_labels",
     "ray_pool_node_taints",
+    # null unless terraform/ created a registry (container_registry_name).
+    "container_registry_login_server",
 )
 TERRAFORM_FIX = (
     f"install Terraform {versions.TERRAFORM_VERSION} "
@@ -105,6 +107,9 @@ def terraform_variables(cfg: Config, now: dt.datetime) -> dict[str, Any]:
         "ray_vm_size": azure.ray_vm_size,
         "ray_node_count": azure.ray_node_count,
         "ray_autoscaling": autoscaling,
+        # Terraform (and Azure) spell the modes Delete and Deallocate.
+        "ray_scale_down_mode": azure.ray_scale_down_mode.capitalize(),
+        "container_registry_name": azure.container_registry_name,
         "tags": dict(azure.tags),
         "github_run_id": cfg.github.run_id,
         "expires_on": expires_on,

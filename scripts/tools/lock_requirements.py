@@ -2,6 +2,16 @@
 
     python scripts/tools/lock_requirements.py          # rewrite requirements/*.txt
     python scripts/tools/lock_requirements.py --check  # exit 1 if they would change
+    python scripts/tools/lock_requirements.py --torch-index-url URL  # requirements/ray-image.txt too
+
+requirements/ray-image.txt is what manifests/Dockerfile installs into the Ray
+image: the CPU build of the pinned torch (`torch==X+cpu`) and its dependencies,
+for the image's Python and platform only (CPython 3.11, x86_64 manylinux). The
+CPU build is on PyTorch's own wheel index, not on the default one; the project
+names no index host, so the index comes from --torch-index-url (TORCH_INDEX_URL
+for `make lock`), else from pip's configuration (`extra-index-url`, as `pip
+config list` shows it), and without either that lock is left as it is, saying
+so. The same URL is the Dockerfile's TORCH_INDEX_URL build argument.
 
 The action installs its private venv with `pip install --require-hashes
 --no-deps -r requirements/action.txt` (action-train.txt for the local target,
@@ -22,6 +32,7 @@ files pin exactly pyproject.toml's dependencies, every one with hashes.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -38,6 +49,12 @@ REQUIREMENTS_DIR = ROOT / "requirements"
 LOCKS = {"action.txt": (), "action-train.txt": ("train",)}
 # The lowest Python the locked versions support (matplotlib 3.11 needs 3.11).
 PYTHON_FLOOR = "3.11"
+# The Ray image's lock (manifests/Dockerfile): the CPU build of the pinned torch, for the
+# image's Python (the py311 tag of versions.RAY_IMAGE) on the nodes' platform (x86_64).
+IMAGE_LOCK = "ray-image.txt"
+IMAGE_REQUIREMENT = f"torch=={versions.TORCH_VERSION}+cpu"
+IMAGE_PYTHON = versions.PYTHON_VERSION
+IMAGE_PLATFORM = "x86_64-manylinux_2_28"
 
 
 def header(extras: tuple[str, ...]) -> str:
@@ -79,16 +96,63 @@ def compile_lock(uv: Path, extras: tuple[str, ...], out: Path) -> str:
     return header(extras) + out.read_text(encoding="utf-8")
 
 
+def image_header() -> str:
+    return (
+        f"# The Ray image's torch (manifests/Dockerfile), hash-locked: the CPU build, for CPython {IMAGE_PYTHON} on {IMAGE_PLATFORM}.\n"
+        f"# Written by scripts/tools/lock_requirements.py (uv {versions.UV_VERSION}) with PyTorch's CPU index: do not edit by hand.\n"
+        f"#   uv pip compile <{IMAGE_REQUIREMENT}> --python-version {IMAGE_PYTHON} --python-platform {IMAGE_PLATFORM} "
+        "--extra-index-url <TORCH_INDEX_URL> --generate-hashes --no-annotate\n"
+    )
+
+
+def configured_torch_index() -> str | None:
+    """pip's configured extra-index-url (`pip config list`), if it has exactly one: the CPU index, by this project's convention."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60, check=False
+    ).stdout.splitlines()
+    urls = [line.split("=", 1)[1].strip().strip("'\"") for line in listed if line.split("=", 1)[0].endswith(".extra-index-url")]
+    found = {url for value in urls for url in value.split()}
+    return found.pop() if len(found) == 1 else None
+
+
+def compile_image_lock(uv: Path, index_url: str, out: Path) -> str:
+    requirement_in = out.with_suffix(".in")
+    requirement_in.write_text(IMAGE_REQUIREMENT + "\n", encoding="utf-8")
+    args = [str(uv), "pip", "compile", str(requirement_in), "--python-version", IMAGE_PYTHON, "--python-platform", IMAGE_PLATFORM]
+    # The index is read, never written: uv leaves it out of the file unless --emit-index-url.
+    args += ["--extra-index-url", index_url, "--generate-hashes", "--no-annotate"]
+    args += ["--no-header", "--native-tls", "--quiet", "-o", str(out)]
+    subprocess.run(args, check=True, cwd=ROOT, timeout=900)
+    return image_header() + out.read_text(encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if a lock file is out of date")
+    parser.add_argument(
+        "--torch-index-url",
+        default=os.environ.get("TORCH_INDEX_URL") or None,
+        help="PyTorch's CPU wheel index, for requirements/ray-image.txt (default: TORCH_INDEX_URL, else pip's extra-index-url)",
+    )
     args = parser.parse_args(argv)
     uv = uv_executable()
     stale = []
+    checked = list(LOCKS)
     REQUIREMENTS_DIR.mkdir(exist_ok=True)
+    torch_index = args.torch_index_url or configured_torch_index()
     with tempfile.TemporaryDirectory() as scratch:
-        for name, extras in LOCKS.items():
-            text = compile_lock(uv, extras, Path(scratch) / name)
+        locks = [(name, lambda out, extras=extras: compile_lock(uv, extras, out)) for name, extras in LOCKS.items()]
+        if torch_index:
+            locks.append((IMAGE_LOCK, lambda out: compile_image_lock(uv, torch_index, out)))
+            checked.append(IMAGE_LOCK)
+        else:
+            print(
+                f"skipped: {IMAGE_LOCK} (no PyTorch CPU index: pass --torch-index-url, set TORCH_INDEX_URL, "
+                "or configure pip's extra-index-url)",
+                file=sys.stderr,
+            )
+        for name, compile_one in locks:
+            text = compile_one(Path(scratch) / name)
             target = REQUIREMENTS_DIR / name
             if target.is_file() and target.read_text(encoding="utf-8") == text:
                 continue
@@ -98,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check and stale:
         print(f"out of date: {', '.join(stale)}; run scripts/tools/lock_requirements.py", file=sys.stderr)
         return 1
-    print(f"{'rewrote' if stale else 'up to date'}: {', '.join(stale) or ', '.join(LOCKS)}")
+    print(f"{'rewrote' if stale else 'up to date'}: {', '.join(stale) or ', '.join(checked)}")
     return 0
 
 

@@ -41,6 +41,7 @@ SCHEMA_FILES = {
     ],
     "azurerm_kubernetes_cluster_node_pool": ["internal/services/containers/kubernetes_cluster_node_pool_resource.go"],
     "azurerm_role_assignment": ["internal/services/authorization/role_assignment_resource.go"],
+    "azurerm_container_registry": ["internal/services/containers/container_registry_resource.go"],
     "provider": ["internal/provider/provider.go", "internal/provider/features.go"],
 }
 # Files whose outermost schema map adds top-level arguments to the resource of the first file.

@@ -300,3 +300,76 @@ def test_the_pull_request_options_reach_terraform():
     variables = infra.terraform_variables(config.load({}, environ), dt.datetime.now(dt.timezone.utc))
     assert variables["pull_request_principal_id"] == "55555555-5555-5555-5555-555555555555"
     assert variables["pull_request_namespaces"] == ["aks-ray-pr", "ml-pr"]
+
+
+# ------------------------------------------------------------- images on the nodes (issue 15, point 3)
+
+
+def test_the_registry_is_optional_basic_without_an_admin_user():
+    assert VARIABLES["container_registry_name"]["default"] is None
+    registry = RESOURCES["azurerm_container_registry.this"]
+    assert registry["count"] == "${var.container_registry_name == null ? 0 : 1}"
+    assert registry["sku"] == "Basic"
+    assert registry["admin_enabled"] is False, "no static password: the nodes pull as the kubelet identity"
+    assert "anonymous_pull_enabled" not in registry
+    assert registry["tags"] == "${local.tags}"
+    # Azure's rule for registry names, which the provider checks too (ContainerRegistryName), and the CLI's.
+    condition = VARIABLES["container_registry_name"]["validation"][0]["condition"]
+    pattern = re.search(r'regex\("(.*?)", var\.', condition).group(1)
+    assert pattern == config.CONTAINER_REGISTRY_NAME_PATTERN
+    assert re.fullmatch(pattern, "aksrayimages") and not re.fullmatch(pattern, "aks-ray") and not re.fullmatch(pattern, "a" * 51)
+
+
+def test_the_kubelet_identity_pulls_from_the_registry_and_nothing_else_is_granted_on_it():
+    grant = RESOURCES["azurerm_role_assignment.kubelet_acr_pull"]
+    assert grant["count"] == RESOURCES["azurerm_container_registry.this"]["count"], "the grant exists exactly when the registry does"
+    assert grant["scope"] == "${azurerm_container_registry.this[0].id}"
+    assert grant["role_definition_name"] == "AcrPull"
+    assert grant["principal_id"] == "${azurerm_kubernetes_cluster.this.kubelet_identity[0].object_id}"
+    others = [
+        name
+        for name, body in RESOURCES.items()
+        if name != "azurerm_role_assignment.kubelet_acr_pull" and "azurerm_container_registry" in json.dumps(body)
+    ]
+    assert others == [], others
+
+
+def test_the_registrys_login_server_is_an_output_infra_publishes():
+    output = OUTPUTS["container_registry_login_server"]
+    assert output["value"] == "${one(azurerm_container_registry.this[*].login_server)}"
+    assert "container_registry_login_server" in infra.PUBLIC_OUTPUTS
+
+
+def test_the_ray_pools_scale_down_mode_is_a_variable_defaulting_to_the_providers_delete():
+    assert RESOURCES["azurerm_kubernetes_cluster_node_pool.ray"]["scale_down_mode"] == "${var.ray_scale_down_mode}"
+    variable = VARIABLES["ray_scale_down_mode"]
+    assert variable["default"] == "Delete"
+    cli_default = next(f.default for f in dataclasses.fields(config.AzureOptions) if f.name == "ray_scale_down_mode")
+    assert cli_default.capitalize() == variable["default"]
+    assert 'contains(["Delete", "Deallocate"], var.ray_scale_down_mode)' in variable["validation"][0]["condition"]
+    assert "Deallocate" in variable["description"] and "OS disk" in variable["description"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, {"container_registry_name": None, "ray_scale_down_mode": "Delete"}),
+        (
+            {"AKS_RAY_CONTAINER_REGISTRY_NAME": "aksrayimages", "AKS_RAY_RAY_SCALE_DOWN_MODE": "deallocate"},
+            {"container_registry_name": "aksrayimages", "ray_scale_down_mode": "Deallocate"},
+        ),
+    ],
+    ids=["defaults", "registry-and-deallocate"],
+)
+def test_the_registry_and_scale_down_options_reach_terraform_as_it_spells_them(environ, expected):
+    import datetime as dt
+
+    environ = {"AKS_RAY_TARGET": "aks", "ARM_SUBSCRIPTION_ID": "33333333-3333-3333-3333-333333333333", **environ}
+    variables = infra.terraform_variables(config.load({}, environ), dt.datetime.now(dt.timezone.utc))
+    assert {name: variables[name] for name in expected} == expected
+    assert variables["ray_scale_down_mode"] in VARIABLES["ray_scale_down_mode"]["validation"][0]["condition"]
+
+
+def test_a_bad_registry_name_is_refused_before_terraform():
+    with pytest.raises(config.ConfigError, match="--container-registry-name"):
+        config.load({}, {"AKS_RAY_TARGET": "aks", "AKS_RAY_CONTAINER_REGISTRY_NAME": "aks-ray"})

@@ -61,6 +61,8 @@ def test_variables_come_from_the_options(tmp_path):
         "ray_vm_size": "Standard_D4s_v5",
         "ray_node_count": 3,
         "ray_autoscaling": {"min_nodes": 0, "max_nodes": 4},
+        "ray_scale_down_mode": "Delete",
+        "container_registry_name": None,
         "tags": {"team": "ml", "cost-center": "42"},
         "github_run_id": "9876543210",
         "expires_on": "2030-01-31T18:00:00Z",
