@@ -18,6 +18,7 @@ import difflib
 import json
 import os
 import re
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -495,6 +496,22 @@ def parse_url(raw: str) -> str:
     return value if value.endswith("/") else value + "/"
 
 
+def parse_optional_index_url(raw: str) -> str:
+    """A pip index for the Ray pods (https://, no credentials: it is written into the RayJob), or empty for none."""
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise Invalid(f"{value!r} is not an https:// URL", "give the index's whole https:// URL, or leave it empty for PyPI only")
+    if parts.username or parts.password:
+        raise Invalid(
+            "the index URL carries credentials, which would be written into the RayJob for anyone who can read it",
+            "use an index that needs none, or an image with torch inside (ray-image)",
+        )
+    return value
+
+
 def parse_chart(raw: str) -> str:
     """A Helm repository (https://), an OCI chart (oci://), or a local chart folder or .tgz (no scheme)."""
     value = raw.strip()
@@ -714,6 +731,12 @@ class KubeOptions:
         f"pip-install torch=={versions.TORCH_VERSION} in the Ray pods at run time: auto (unless the ray-image tag names "
         f"torch{versions.TORCH_VERSION}, as an image built with it does), always, or never (the image has it)",
         choice("auto", "always", "never"),
+    )
+    torch_index_url: str = option(
+        "",
+        "an extra pip index the Ray pods install torch from when they install it (install-torch), such as PyTorch's "
+        "CPU-only wheel index (a wheel of about 200 MB instead of PyPI's CUDA build of several GB); empty: PyPI only",
+        parse_optional_index_url,
     )
     ray_version: str | None = option(
         "",

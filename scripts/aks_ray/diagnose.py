@@ -237,8 +237,8 @@ def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ())
                 "runtime environment failed",
                 "Ray could not set up the job's runtime environment (pip install of "
                 f"torch, or the upload of the training directory): {evidence[:500]}",
-                "make sure the Ray pods can reach PyPI and download.pytorch.org (or "
-                "use a --ray-image with torch inside), and keep --training-dir small.",
+                "make sure the Ray pods can reach PyPI (and the --torch-index-url if one is given), or "
+                "use a --ray-image with torch inside (manifests/Dockerfile), and keep --training-dir small.",
             )
         )
     if reason == "DeadlineExceeded":

@@ -235,16 +235,13 @@ def runtime_env(cfg: Config) -> dict[str, Any]:
     }
     if installs_torch(cfg):
         packages = [f"torch=={versions.TORCH_VERSION}"]
-        # PyPI's default Linux wheel is the CUDA build, which GPU nodes need; the CPU index's +cpu build otherwise.
-        env["pip"] = (
-            {"packages": packages}
-            if cfg.training.use_gpu
-            else {
-                "packages": packages,
-                # pip_install_options replaces Ray's defaults rather than adding to them: they are kept.
-                "pip_install_options": [*RAY_PIP_DEFAULTS, "--extra-index-url", TORCH_CPU_INDEX],
-            }
-        )
+        # PyPI's default Linux wheel is the CUDA build, which GPU nodes need. For CPU nodes an index of CPU-only
+        # wheels (--torch-index-url) is far smaller: pip prefers its `+cpu` build for a plain `torch==X` pin.
+        # The project names no index itself; the workflow gives the one it trusts.
+        env["pip"] = {"packages": packages}
+        if cfg.kube.torch_index_url and not cfg.training.use_gpu:
+            # pip_install_options replaces Ray's defaults rather than adding to them: they are kept.
+            env["pip"]["pip_install_options"] = [*RAY_PIP_DEFAULTS, "--extra-index-url", cfg.kube.torch_index_url]
     return env
 
 

@@ -116,7 +116,7 @@ def test_runtime_env_failure_from_the_status_message():
     findings = diagnose.status_findings(RUNTIME_ENV_FAILED)
     assert titles(findings) == ["runtime environment failed"], "not also reported as a generic training failure"
     assert "torch==2.13.0" in findings[0].message
-    assert "download.pytorch.org" in findings[0].fix
+    assert "--torch-index-url" in findings[0].fix and "PyPI" in findings[0].fix
 
 
 def test_runtime_env_failure_from_the_driver_log():

@@ -190,6 +190,24 @@ def test_ray_version_problems_are_bad_input(tmp_path, env, named):
     assert any(problem.startswith(named) for problem in info.value.problems), info.value.problems
 
 
+def test_a_torch_index_is_added_to_rays_pip_defaults(tmp_path):
+    index = "https://wheels.example.org/cpu"
+    env = yaml.safe_load(job_of(make_cfg(tmp_path, AKS_RAY_TORCH_INDEX_URL=index))["spec"]["runtimeEnvYAML"])
+    # Ray's defaults kept (the list replaces them), the index added.
+    assert env["pip"]["pip_install_options"] == ["--disable-pip-version-check", "--no-cache-dir", "--extra-index-url", index]
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("http://wheels.example.org/cpu", "https"), ("https://user:secret@wheels.example.org/cpu", "credentials")],
+)
+def test_a_torch_index_must_be_https_without_credentials(tmp_path, value, why):
+    with pytest.raises(ConfigError) as info:
+        make_cfg(tmp_path, AKS_RAY_TORCH_INDEX_URL=value)
+    problems = " ".join(info.value.problems)
+    assert "(--torch-index-url)" in problems and why in problems and "secret" not in problems
+
+
 def test_entrypoint_runtime_env_and_deadlines(tmp_path):
     cfg = make_cfg(tmp_path, AKS_RAY_TIMEOUT="10m", AKS_RAY_EPOCHS="1", AKS_RAY_CPUS_PER_WORKER="2")
     job = job_of(cfg)
@@ -199,15 +217,8 @@ def test_entrypoint_runtime_env_and_deadlines(tmp_path):
     assert argv == jobspec.entrypoint_argv(cfg, jobspec.HEAD_ARTIFACTS_DIR)
     assert argv[argv.index("--epochs") + 1] == "1" and "--data-dir" not in argv
     env = yaml.safe_load(spec["runtimeEnvYAML"])
-    # A plain pin: an image that has this torch needs no download; otherwise the CPU index's +cpu build wins.
-    assert env["pip"]["packages"] == [f"torch=={versions.TORCH_VERSION}"]
-    # Ray's defaults kept (the list replaces them), the CPU index added.
-    assert env["pip"]["pip_install_options"] == [
-        "--disable-pip-version-check",
-        "--no-cache-dir",
-        "--extra-index-url",
-        rayjob.TORCH_CPU_INDEX,
-    ]
+    # A plain pin: an image that has this torch needs no download; no index but PyPI unless one is given.
+    assert env["pip"] == {"packages": [f"torch=={versions.TORCH_VERSION}"]}
     assert env["env_vars"]["OMP_NUM_THREADS"] == "2"
     # The working_dir is where the submitter pod has the training directory.
     mounts = spec["submitterPodTemplate"]["spec"]["containers"][0]["volumeMounts"]
