@@ -43,13 +43,19 @@ e2e-slow: $(STAMP)  ## the slow end-to-end cases (a failing training, a submitte
 clean:  ## remove the virtual environment and outputs
 	rm -rf $(VENV) aks-ray-output .pytest_cache
 
-.PHONY: cluster-up cluster-down
+.PHONY: cluster-up cluster-down kueue-up kueue-down
 
 cluster-up:  ## a single-node Kubernetes cluster on this machine from upstream parts (tests/cluster; STAGE=control-plane|node|full)
 	tests/cluster/up.sh $(or $(STAGE),full)
 
 cluster-down:  ## remove that cluster: processes, mounts, network rules (keeps the build cache)
 	tests/cluster/down.sh
+
+kueue-up:  ## install Kueue on that cluster, for the queue tests (built from its Go module on first use)
+	tests/cluster/kueue.sh up
+
+kueue-down:  ## remove Kueue from that cluster
+	tests/cluster/kueue.sh down
 
 .PHONY: kind-up kind-down
 

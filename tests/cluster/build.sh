@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds (or finds in the cache) every binary and image the local test cluster
 # needs. Each part is keyed by its version and skipped when already cached.
-#   build.sh [control-plane|node|full|netpol]   (default: full; netpol: only kube-router)
+#   build.sh [control-plane|node|full|netpol|kueue]   (default: full; netpol: only kube-router;
+#            kueue: only Kueue's image and manifests, for kueue.sh)
 . "$(dirname "$0")/lib.sh"
 
 GO_BUILD_ENV=(env GOFLAGS=-trimpath CGO_ENABLED=0)
@@ -68,6 +69,55 @@ build_netpol() {
   mkdir -p "$NETPOL_BIN"
   (cd "$CLUSTER_DIR/gomod/netpol" && "${GO_BUILD_ENV[@]}" go build -ldflags "-s -w" \
     -o "$NETPOL_BIN/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
+}
+
+# Kueue's manager as an image, and its release manifests rendered from the
+# module's own kustomize config (kubectl kustomize) with this image, a CPU
+# request that fits the 2-core node beside a run, and no aggregated
+# visibility API (an APIService that is down breaks discovery for every client).
+build_kueue() {
+  local out; out="$(image_archive "$KUEUE_IMAGE")"
+  local manifests="$KUEUE_DIR/kueue.yaml"
+  fresh "$out" "$CLUSTER_DIR/gomod/kueue" && [[ -f $manifests ]] && return
+  log "building Kueue v$KUEUE_VERSION from gomod/kueue"
+  local root; root="$(mktemp -d)"
+  minimal_rootfs "$root"
+  (cd "$CLUSTER_DIR/gomod/kueue" && "${GO_BUILD_ENV[@]}" go build -ldflags "-s -w" -o "$root/manager" sigs.k8s.io/kueue/cmd/kueue)
+  mkdir -p "$IMAGES_DIR"
+  python3 "$CLUSTER_DIR/mkimage.py" "$root" "$KUEUE_IMAGE" "$out" --entrypoint '["/manager"]' --user 65532:65532
+  rm -rf "$root"
+  local module work
+  module="$(cd "$CLUSTER_DIR/gomod/kueue" && go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)"
+  work="$(mktemp -d)"
+  cp -r "$module/config" "$work/config"
+  chmod -R u+w "$work"
+  mkdir -p "$work/local"
+  cat >"$work/local/kustomization.yaml" <<YAML
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [../config/default]
+patches:
+- target: {kind: Deployment, name: kueue-controller-manager}
+  patch: |-
+    - {op: replace, path: /spec/template/spec/containers/0/image, value: "$KUEUE_IMAGE"}
+    - {op: replace, path: /spec/template/spec/containers/0/imagePullPolicy, value: IfNotPresent}
+    - op: replace
+      path: /spec/template/spec/containers/0/resources
+      value: {requests: {cpu: 50m, memory: 256Mi}, limits: {cpu: "1", memory: 512Mi}}
+- target: {kind: APIService}
+  patch: |-
+    \$patch: delete
+    apiVersion: apiregistration.k8s.io/v1
+    kind: APIService
+    metadata: {name: any}
+YAML
+  mkdir -p "$KUEUE_DIR"
+  "$K8S_BIN/kubectl" kustomize "$work/local" >"$manifests.partial"
+  grep -q "image: $KUEUE_IMAGE" "$manifests.partial" || die "the rendered Kueue manifests do not use $KUEUE_IMAGE"
+  ! grep -q '^kind: APIService' "$manifests.partial" || die "the rendered Kueue manifests still hold an APIService"
+  mv "$manifests.partial" "$manifests"
+  rm -rf "$work"
+  record "$out" "$CLUSTER_DIR/gomod/kueue"
 }
 
 # minimal_rootfs DIR: /etc/passwd and /etc/group for a static binary's image.
@@ -162,6 +212,7 @@ main() {
   mkdir -p "$CACHE_DIR"
   install_host_packages
   [[ $stage == netpol ]] && { build_netpol; return; }
+  [[ $stage == kueue ]] && { build_kubernetes kubectl; build_kueue; return; }
   build_etcd
   build_kubernetes kube-apiserver kubectl
   [[ $stage == control-plane ]] && { build_kubernetes kube-controller-manager kube-scheduler; return; }

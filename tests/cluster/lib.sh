@@ -21,6 +21,7 @@ TOOLS_BIN="$CACHE_DIR/tools-$(cat "$CLUSTER_DIR/runc-wrapper/main.go" "$CLUSTER_
 # kube-router's network policy controller (firewall only), keyed by its go.mod and go.sum.
 NETPOL_BIN="$CACHE_DIR/netpol-$(cat "$CLUSTER_DIR/gomod/netpol/go.mod" "$CLUSTER_DIR/gomod/netpol/go.sum" | sha256sum | cut -c1-12)/bin"
 NETPOL_HEALTH_PORT=20244
+KUEUE_DIR="$CACHE_DIR/kueue-v$KUEUE_VERSION"
 IMAGES_DIR="$CACHE_DIR/images"
 CONTAINERD_ROOT="$CACHE_DIR/containerd-root"
 CONTAINERD_SOCK="$RUN_DIR/containerd.sock"
@@ -58,6 +59,25 @@ start_daemon() {
 daemon_alive() {
   local pidfile="$PID_DIR/$1.pid"
   [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
+
+# load_image REF [ALIAS...]: imports the cached archive of REF unless
+# containerd has it, and gives it the extra names.
+load_image() {
+  local ref="$1" archive alias
+  archive="$(image_archive "$ref")"
+  [[ -f $archive ]] || die "no cached image $ref ($archive); run tests/cluster/build.sh"
+  local stamp
+  stamp="$CONTAINERD_ROOT/.imported-$(basename "$archive").$(stat -c %Y-%s "$archive")"
+  if [[ ! -f $stamp ]] || ! ctr_ images ls -q | grep -qxF "$ref"; then
+    log "importing $ref into containerd"
+    ctr_ images import "$archive" >/dev/null
+    ctr_ images ls -q | grep -qxF "$ref" || die "import of $archive did not create $ref"
+    touch "$stamp"
+  fi
+  for alias in "${@:2}"; do ctr_ images tag --force "$ref" "$alias" >/dev/null; done
 }
 
 kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }

@@ -147,24 +147,6 @@ JSON
   wait_for "containerd" 60 ctr_ version
 }
 
-ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
-
-# load_image REF [ALIAS...]: imports the cached archive of REF unless
-# containerd has it, and gives it the extra names.
-load_image() {
-  local ref="$1" archive alias
-  archive="$(image_archive "$ref")"
-  [[ -f $archive ]] || die "no cached image $ref ($archive); run tests/cluster/build.sh"
-  local stamp
-  stamp="$CONTAINERD_ROOT/.imported-$(basename "$archive").$(stat -c %Y-%s "$archive")"
-  if [[ ! -f $stamp ]] || ! ctr_ images ls -q | grep -qxF "$ref"; then
-    log "importing $ref into containerd"
-    ctr_ images import "$archive" >/dev/null
-    ctr_ images ls -q | grep -qxF "$ref" || die "import of $archive did not create $ref"
-    touch "$stamp"
-  fi
-  for alias in "${@:2}"; do ctr_ images tag --force "$ref" "$alias" >/dev/null; done
-}
 
 start_kubelet() {
   : >"$STATE_DIR/host-resolv.conf"
