@@ -335,3 +335,30 @@ def diagnose(
         if finding not in unique:
             unique.append(finding)
     return unique
+
+
+def queue_finding(rayjob: dict[str, Any] | None, queue_name: str, waited_seconds: float, kueue_says: str = "") -> Finding:
+    """The run waited in Kueue's queue past --queue-timeout and was never admitted.
+
+    `kueue_says` is the Workload's condition message (jobstatus.queue_message), when the identity
+    may read Workloads; "maximum capacity" in it means no quota the ClusterQueue has would ever fit.
+    """
+    name = _name(rayjob or {})
+    why = f" Kueue says: {kueue_says[:500]}" if kueue_says else " (Kueue's Workload could not be read to say why.)"
+    if "maximum capacity" in kueue_says:
+        fix = (
+            "the run asks for more than the ClusterQueue's whole quota: lower --workers, --cpus-per-worker, --head-cpus or "
+            "the memory options, or have the cluster owner raise the ClusterQueue's nominalQuota."
+        )
+    elif "doesn't exist" in kueue_says or "is inactive" in kueue_says or "is stopped" in kueue_says:
+        fix = f"check --queue-name {queue_name}: the LocalQueue (or its ClusterQueue) must exist and be active in the namespace."
+    else:
+        fix = (
+            f"other runs held the quota of the ClusterQueue behind LocalQueue {queue_name} all along: raise --queue-timeout, "
+            "or have the cluster owner raise the ClusterQueue's quota (kubectl get clusterqueues shows its usage)."
+        )
+    return Finding(
+        "never admitted",
+        f"RayJob {name} waited {waited_seconds:.0f} s in Kueue's queue {queue_name} and was never admitted.{why}",
+        fix,
+    )
