@@ -650,7 +650,8 @@ class CommonOptions:
     timeout: int = option("60m", "deadline for the training job, from submission to a final state (seconds, or 15m, 2h)", parse_duration)
     start_timeout: int | None = option(
         "",
-        "deadline for the Ray cluster to start and the job to be submitted, counted from submission, within --timeout "
+        "deadline for the Ray cluster to start and the job to be submitted, counted from submission (from Kueue's admission "
+        "with --queue-name), within --timeout "
         "(a cluster that never becomes ready fails with its own finding); empty: 10m, or half of --timeout when that is shorter",
         parse_optional_duration,
     )
