@@ -209,10 +209,10 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
     state = RunState(job_name=run.job_name, namespace=run.namespace, target=cfg.target, created_at=time.time())
     run_dir = cfg.run_dir
     with gha.group(f"create RayJob {run.namespace}/{run.job_name}"):
-        if kube.ensure_namespace(api, namespace_obj):
-            log.info("created namespace %s", run.namespace)
         if cfg.kube.queue_name:
             require_kueue(api, run.namespace, cfg.kube.queue_name)
+        if kube.ensure_namespace(api, namespace_obj):
+            log.info("created namespace %s", run.namespace)
         policy = prepare_sandbox(api, run.namespace, objects)
         # The API server (and the CRD's rules) judge the objects before any exists.
         for obj in (policy, configmap, job):

@@ -469,7 +469,7 @@ def test_a_queue_on_a_cluster_without_kueue_is_refused_before_anything_is_create
     with pytest.raises(UserError, match=r"--queue-name aks-ray-queue: the cluster has no Kueue") as excinfo:
         job.submit(cfg)
     assert "install Kueue" in excinfo.value.fix
-    assert not cluster.rayjobs and not cluster.configmaps
+    assert not cluster.rayjobs and not cluster.configmaps and not cluster.namespaces
     assert not [path for method, path in cluster.requests if method == "POST" and "networkpolicies" in path]
     # Both API versions asked before concluding there is no Kueue.
     asked = [path for _, path in cluster.requests if path.endswith("/workloads")]
