@@ -346,7 +346,7 @@ def wait_for_admission(
 ) -> JobState | None:
     """Wait while Kueue holds the RayJob in its queue: None once admitted, the final state if it ended while queued.
 
-    Raises OperationalError when `budget` (what is left of --queue-timeout) runs out first.
+    Raises DeadlineExceeded when `budget` (what is left of --queue-timeout) runs out first.
     """
     where = f"RayJob {state.namespace}/{state.job_name}"
     said = {"message": None, "at": 0.0}
@@ -385,7 +385,7 @@ def wait_for_admission(
         waited = budget.seconds
         finding = diagnose.queue_finding(held["obj"], queue_name, waited, queue_message(held["workload"]))
         report_findings([finding])
-        raise OperationalError(
+        raise DeadlineExceeded(
             f"{where} was never admitted by Kueue's queue {queue_name} within {waited:.0f} s (--queue-timeout).",
             "raise the quota of the ClusterQueue behind that LocalQueue (the cluster owner's), or raise --queue-timeout "
             "so the run waits longer for the runs ahead of it.",
@@ -416,7 +416,7 @@ def wait(cfg: Config, state: RunState) -> JobState:
             budget = retry.Deadline(max(0.0, cfg.kube.queue_timeout - queued_for), what=f"the queue {queue_name}")
             try:
                 ended = wait_for_admission(api, state, queue_name, kueue, budget, seen)
-            except OperationalError:
+            except DeadlineExceeded:
                 state.verdict = report.TIMED_OUT
                 run_dir.save_job(state)
                 raise

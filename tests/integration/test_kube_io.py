@@ -432,7 +432,7 @@ def test_a_run_never_admitted_ends_at_the_queue_timeout_with_kueues_reason(tmp_p
     cluster.workload_statuses = [K.WORKLOAD_PENDING["status"]]
     cluster.status_script = [QUEUED_STATUS]
 
-    with pytest.raises(OperationalError) as excinfo:
+    with pytest.raises(DeadlineExceeded) as excinfo:
         job.wait(cfg, find_run(cfg))
 
     assert f"was never admitted by Kueue's queue {K.QUEUE} within 1 s" in excinfo.value.message
@@ -508,3 +508,15 @@ def test_an_evicted_run_goes_back_into_the_queue_and_runs_again(tmp_path, fake, 
     err = capsys.readouterr().err
     assert f"back into the queue {K.QUEUE}: evicted (Preempted): Preempted to accommodate a workload" in err
     assert caplog.text.count(f"admitted by Kueue's queue {K.QUEUE}") == 2
+
+
+def test_a_queued_rayjob_deleted_while_it_waits_is_not_a_timeout(tmp_path, fake):
+    cluster, cfg, state = queued_run(tmp_path, fake)
+    cluster.suspend_script = [True]
+    cluster.workload_statuses = [K.WORKLOAD_PENDING["status"]]
+    cluster.status_script = [QUEUED_STATUS]
+    del cluster.rayjobs[("aks-ray", state.job_name)]
+    with pytest.raises(OperationalError, match="does not exist") as excinfo:
+        job.wait(cfg, find_run(cfg))
+    assert not isinstance(excinfo.value, DeadlineExceeded)
+    assert find_run(cfg).verdict != "TIMED_OUT"
