@@ -177,3 +177,12 @@ def test_the_never_admitted_finding_names_kueues_reason_and_the_fix(workload, fi
         assert queue_message(workload) in finding.message
     else:
         assert "could not be read" in finding.message
+
+
+def test_the_summary_of_a_run_still_in_the_queue_says_so():
+    """collect's findings (diagnose.diagnose) come from the RayJob alone: still suspended in its queue."""
+    [finding] = diagnose.diagnose(QUEUED)
+    assert finding.title == "never admitted"
+    assert f"is still suspended in Kueue's queue {QUEUE}" in finding.message
+    assert diagnose.diagnose(JUST_ADMITTED) == [], "admitted (suspend cleared): nothing to say of the queue"
+    assert diagnose.diagnose(RUNNING) == []
