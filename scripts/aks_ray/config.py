@@ -204,6 +204,25 @@ def parse_optional_rayjob_name(raw: str) -> str | None:
     return value
 
 
+# Kueue v0.17 checks a RayJob's queue label as the name of a LocalQueue: a DNS-1123 subdomain
+# (jobframework.ValidateQueueName, IsDNS1123Subdomain); being a label value, it has at most 63 characters.
+QUEUE_NAME_MAX = 63
+_DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def parse_optional_queue_name(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if len(value) > QUEUE_NAME_MAX or not _DNS_1123_SUBDOMAIN.match(value):
+        raise Invalid(
+            f"{raw!r} is not a name Kueue accepts for a LocalQueue ({len(value)} characters)",
+            f"use the name of a LocalQueue in --namespace (kubectl get localqueues -n <namespace>): at most {QUEUE_NAME_MAX} "
+            "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, or leave it empty for no queue",
+        )
+    return value
+
+
 def parse_optional_duration(raw: str) -> int | None:
     return parse_duration(raw) if raw.strip() else None
 
@@ -664,7 +683,8 @@ class CommonOptions:
     timeout: int = option("60m", "deadline for the training job, from submission to a final state (seconds, or 15m, 2h)", parse_duration)
     start_timeout: int | None = option(
         "",
-        "deadline for the Ray cluster to start and the job to be submitted, counted from submission, within --timeout "
+        "deadline for the Ray cluster to start and the job to be submitted, counted from submission (from Kueue's admission "
+        "with --queue-name), within --timeout "
         "(a cluster that never becomes ready fails with its own finding); empty: 10m, or half of --timeout when that is shorter",
         parse_optional_duration,
     )
@@ -717,6 +737,19 @@ class KubeOptions:
         "",
         "RayJob name, at most 47 characters starting with a letter (as KubeRay requires); empty: a unique name per run",
         parse_optional_rayjob_name,
+    )
+    queue_name: str | None = option(
+        "",
+        "Kueue LocalQueue in --namespace to queue the run in: the RayJob is created suspended with Kueue's queue label and "
+        "starts when Kueue admits it within the ClusterQueue's quota; empty: no queue (a run beyond the cluster's capacity "
+        "waits Pending until --start-timeout)",
+        parse_optional_queue_name,
+    )
+    queue_timeout: int = option(
+        "30m",
+        "with --queue-name, how long the run may wait in the queue for Kueue to admit it (seconds, or 30m, 2h); counted "
+        "before --start-timeout and --timeout, which start at admission",
+        parse_duration,
     )
     operator_namespace: str = option("kuberay-system", "namespace of the KubeRay operator", parse_dns_label)
     kuberay_version: str = option(versions.KUBERAY_CHART_VERSION, "KubeRay operator Helm chart version", parse_version)
@@ -1201,6 +1234,9 @@ def cross_check(config: Config) -> list[str]:
             f"--start-timeout: {common.start_timeout} s is not shorter than --timeout ({common.timeout} s), which leaves no time to "
             "train and makes a cluster that never starts look like a job that ran too long; lower it or raise --timeout"
         )
+    queue_problem = queue_conflict(config)
+    if queue_problem:
+        problems.append(queue_problem)
     training, azure = config.training, config.azure
     if not training.training_dir.is_dir():
         problems.append(f"--training-dir: {training.training_dir} is not a directory; point it at the folder holding your training code")
@@ -1235,6 +1271,22 @@ def cross_check(config: Config) -> list[str]:
                 flag = name.replace("_", "-")
                 problems.append(f"--{flag}: required for OIDC login in GitHub Actions; set the action's {flag} input")
     return problems
+
+
+def queue_conflict(config: Config) -> str | None:
+    """An option Kueue cannot queue with: it refuses a RayJob that keeps its Ray cluster after the job.
+
+    Kueue v0.17's RayJob webhook requires shutdownAfterJobFinishes (a kept cluster would hold the
+    queue's quota after the job ended), and KubeRay 1.7 refuses to suspend a RayJob without it.
+    """
+    if not config.kube.queue_name or config.target not in ("kubeconfig", "aks"):
+        return None
+    if config.common.keep_cluster:
+        return (
+            "--keep-cluster: Kueue does not queue a RayJob that keeps its Ray cluster after the job (the cluster would hold "
+            "the queue's quota while nothing runs); drop --keep-cluster, or --queue-name to run without a queue"
+        )
+    return None
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .rayjob import KUEUE_QUEUE_LABEL
+
 # What each Kubernetes resource is called on the aks-ray command line.
 RESOURCE_OPTIONS = {
     "cpu": "--cpus-per-worker / --head-cpus (or --workers)",
@@ -229,6 +231,9 @@ def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ())
     name = _name(rayjob)
     tail = list(log_tail)
     findings = []
+    queue = ((rayjob.get("metadata") or {}).get("labels") or {}).get(KUEUE_QUEUE_LABEL)
+    if queue and (rayjob.get("spec") or {}).get("suspend") and not reason:
+        findings.append(queue_finding(rayjob, queue))
     runtime_env_lines = [line for line in tail if _RUNTIME_ENV.search(line) and ("error" in line.lower() or "fail" in line.lower())]
     if _RUNTIME_ENV.search(message) or runtime_env_lines:
         evidence = message if _RUNTIME_ENV.search(message) else runtime_env_lines[-1].strip()
@@ -335,3 +340,31 @@ def diagnose(
         if finding not in unique:
             unique.append(finding)
     return unique
+
+
+def queue_finding(rayjob: dict[str, Any] | None, queue_name: str, waited_seconds: float | None = None, kueue_says: str = "") -> Finding:
+    """The run waited in Kueue's queue past --queue-timeout and was never admitted.
+
+    `kueue_says` is the Workload's condition message (jobstatus.queue_message), when the identity
+    may read Workloads; "maximum capacity" in it means no quota the ClusterQueue has would ever fit.
+    """
+    name = _name(rayjob or {})
+    waited = f"waited {waited_seconds:.0f} s" if waited_seconds is not None else "is still suspended"
+    why = f" Kueue says: {kueue_says[:500]}" if kueue_says else " (Kueue's Workload could not be read to say why.)"
+    if "maximum capacity" in kueue_says:
+        fix = (
+            "the run asks for more than the ClusterQueue's whole quota: lower --workers, --cpus-per-worker, --head-cpus or "
+            "the memory options, or have the cluster owner raise the ClusterQueue's nominalQuota."
+        )
+    elif "doesn't exist" in kueue_says or "is inactive" in kueue_says or "is stopped" in kueue_says:
+        fix = f"check --queue-name {queue_name}: the LocalQueue (or its ClusterQueue) must exist and be active in the namespace."
+    else:
+        fix = (
+            f"other runs held the quota of the ClusterQueue behind LocalQueue {queue_name} all along: raise --queue-timeout, "
+            "or have the cluster owner raise the ClusterQueue's quota (kubectl get clusterqueues shows its usage)."
+        )
+    return Finding(
+        "never admitted",
+        f"RayJob {name} {waited} in Kueue's queue {queue_name} and was never admitted.{why}",
+        fix,
+    )

@@ -20,8 +20,17 @@ from typing import Any
 
 from . import dashboard, diagnose, gha, kube, logstream, metrics, rayjob, redact, report, retry, sandbox
 from .config import Config
-from .errors import DeadlineExceeded, OperationalError
-from .jobstatus import TERMINAL_JOB, JobState, transitions, with_rays_own_status
+from .errors import DeadlineExceeded, OperationalError, UserError
+from .jobstatus import (
+    TERMINAL_JOB,
+    JobState,
+    never_fits,
+    newest_workload,
+    queue_message,
+    transitions,
+    waiting_in_queue,
+    with_rays_own_status,
+)
 from .rundir import RunDir, RunState
 
 log = logging.getLogger(__name__)
@@ -200,6 +209,8 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
     state = RunState(job_name=run.job_name, namespace=run.namespace, target=cfg.target, created_at=time.time())
     run_dir = cfg.run_dir
     with gha.group(f"create RayJob {run.namespace}/{run.job_name}"):
+        if cfg.kube.queue_name:
+            require_kueue(api, run.namespace, cfg.kube.queue_name)
         if kube.ensure_namespace(api, namespace_obj):
             log.info("created namespace %s", run.namespace)
         policy = prepare_sandbox(api, run.namespace, objects)
@@ -222,6 +233,24 @@ def submit(cfg: Config, job_name: str | None = None) -> RunState:
         own_run_objects(api, created, (configmap, policy))
     gha.set_outputs(cfg.github.output, {"job-name": run.job_name})
     return state
+
+
+def require_kueue(api: kube.Kube, namespace: str, queue_name: str) -> None:
+    """Refuse --queue-name on a cluster without Kueue, before anything is created: nothing would ever admit the RayJob.
+
+    Kueue's Workload API answers 404 when no Kueue is installed; a 403 (the identity may not read
+    Workloads) says nothing either way, and the run goes on.
+    """
+    try:
+        kube.list_workloads(api, namespace, "")
+    except Exception as exc:
+        if kube.is_not_found(exc):
+            raise UserError(
+                f"--queue-name {queue_name}: the cluster has no Kueue (it serves no workloads.{kube.KUEUE_GROUP} API), so nothing "
+                "would ever admit the suspended RayJob.",
+                "install Kueue on the cluster (the cluster owner's), or leave --queue-name empty to run without a queue.",
+            ) from None
+        log.debug("cannot tell whether Kueue is installed (%s): going on", kube.api_message(exc)[:200])
 
 
 def own_run_objects(api: kube.Kube, created_job: dict[str, Any], objects: tuple[dict[str, Any], ...]) -> None:
@@ -259,27 +288,184 @@ def report_findings(findings: list[diagnose.Finding]) -> None:
         gha.error(finding.annotation(), title=f"aks-ray: {finding.title}")
 
 
+class KueueView:
+    """The run's Kueue Workload, for Kueue's own words on why a queued run waits.
+
+    Optional: an identity that may not read Workloads (403), or a cluster whose Kueue serves no
+    Workload API this client knows, is told once and never asked again; the run goes on.
+    """
+
+    def __init__(self, api: kube.Kube, namespace: str) -> None:
+        self.api, self.namespace, self.readable = api, namespace, True
+
+    def workload(self, rayjob: dict[str, Any]) -> dict[str, Any] | None:
+        uid = (rayjob.get("metadata") or {}).get("uid")
+        if not (self.readable and uid):
+            return None
+        try:
+            return newest_workload(kube.list_workloads(self.api, self.namespace, f"{kube.KUEUE_JOB_UID_LABEL}={uid}"))
+        except Exception as exc:
+            if kube.status_of(exc) in (401, 403, 404):
+                self.readable = False
+                log.info(
+                    "cannot read Kueue's workloads in %s (%s): the queue is followed through the RayJob alone",
+                    self.namespace,
+                    kube.api_message(exc)[:200],
+                )
+            else:
+                log.debug("reading Kueue's workloads in %s: %s", self.namespace, exc)
+            return None
+
+
+class Requeued(Exception):
+    """Kueue suspended the admitted RayJob again (evicted or preempted it): it waits in the queue anew."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# Kueue may evict an admitted run (preemption by a higher priority, a node lost); after this many
+# admissions the run gives up rather than cycle through the queue until the runner's own limit.
+MAX_ADMISSIONS = 3
+QUEUE_REMINDER_SECONDS = 300.0
+
+
+def read_rayjob(api: kube.Kube, state: RunState) -> dict[str, Any]:
+    obj = kube.get_rayjob(api, state.namespace, state.job_name)
+    if obj is None:
+        raise OperationalError(
+            f"RayJob {state.namespace}/{state.job_name} does not exist (any more).",
+            "it was deleted while aks-ray waited; run the job again, and do not clean up before `aks-ray collect`.",
+        )
+    return obj
+
+
+def wait_for_admission(
+    api: kube.Kube, state: RunState, queue_name: str, kueue: KueueView, budget: retry.Deadline, seen: dict[str, JobState | None]
+) -> JobState | None:
+    """Wait while Kueue holds the RayJob in its queue: None once admitted, the final state if it ended while queued.
+
+    Raises DeadlineExceeded when `budget` (what is left of --queue-timeout) runs out first.
+    """
+    where = f"RayJob {state.namespace}/{state.job_name}"
+    said = {"message": None, "at": 0.0}
+    held: dict[str, Any] = {"obj": None, "workload": None}
+
+    def poll() -> JobState | str | None:
+        obj = read_rayjob(api, state)
+        current = JobState.of(obj)
+        for line in transitions(seen["last"], current):
+            log.info("%s %s", where, line)
+        seen["last"] = current
+        if current.terminal:
+            return current
+        workload = kueue.workload(obj)
+        held.update(obj=obj, workload=workload)
+        if not waiting_in_queue(obj, workload):
+            return "admitted"
+        message = queue_message(workload)
+        if message != said["message"] or time.monotonic() - said["at"] > QUEUE_REMINDER_SECONDS:
+            log.info(
+                "%s queued in %s (%s%s; %.0f s of --queue-timeout left)",
+                where,
+                queue_name,
+                current.deployment or "not yet seen by KubeRay",
+                f"; Kueue: {message}" if message else "",
+                budget.remaining,
+            )
+            if never_fits(workload) and message != said["message"]:
+                gha.warning(f"{where} can never be admitted by the queue {queue_name} as it is: {message}", title="aks-ray: queue")
+            said.update(message=message, at=time.monotonic())
+        return None
+
+    try:
+        result = retry.wait_until(poll, budget, interval=POLL_SECONDS)
+    except DeadlineExceeded:
+        waited = budget.seconds
+        finding = diagnose.queue_finding(held["obj"], queue_name, waited, queue_message(held["workload"]))
+        report_findings([finding])
+        raise DeadlineExceeded(
+            f"{where} was never admitted by Kueue's queue {queue_name} within {waited:.0f} s (--queue-timeout).",
+            "raise the quota of the ClusterQueue behind that LocalQueue (the cluster owner's), or raise --queue-timeout "
+            "so the run waits longer for the runs ahead of it.",
+        ) from None
+    if isinstance(result, JobState):
+        return result
+    log.info(
+        "%s admitted by Kueue's queue %s after %.0f s: --start-timeout and --timeout count from now", where, queue_name, budget.elapsed
+    )
+    return None
+
+
 def wait(cfg: Config, state: RunState) -> JobState:
-    """Follow the RayJob to a terminal state or the deadline; raise OperationalError unless it succeeded."""
+    """Follow the RayJob to a terminal state or the deadline; raise OperationalError unless it succeeded.
+
+    With --queue-name the RayJob first waits in Kueue's queue, within --queue-timeout (the time queued
+    in total); the job's own deadline starts at each admission, as KubeRay's do.
+    """
     api = kube.connect(cfg)
+    run_dir = cfg.run_dir
+    queue_name = cfg.kube.queue_name
+    kueue = KueueView(api, state.namespace)
+    seen: dict[str, JobState | None] = {"last": None}
+    queued_for = 0.0
+    admissions = 0
+    while True:
+        if queue_name:
+            budget = retry.Deadline(max(0.0, cfg.kube.queue_timeout - queued_for), what=f"the queue {queue_name}")
+            try:
+                ended = wait_for_admission(api, state, queue_name, kueue, budget, seen)
+            except DeadlineExceeded:
+                state.verdict = report.TIMED_OUT
+                run_dir.save_job(state)
+                raise
+            queued_for += budget.elapsed
+            admissions += 1
+            if ended is not None:
+                return conclude(api, cfg, state, ended, retry.Deadline(WAIT_GRACE_SECONDS, what="the ended RayJob"))
+        try:
+            return follow(api, cfg, state, kueue, seen)
+        except Requeued as requeued:
+            if admissions >= MAX_ADMISSIONS:
+                state.verdict = report.FAILED
+                run_dir.save_job(state)
+                raise OperationalError(
+                    f"RayJob {state.namespace}/{state.job_name} was evicted by Kueue {admissions} times ({requeued.message}).",
+                    f"run it when the queue {queue_name} is quieter, or ask the cluster owner about the ClusterQueue's "
+                    "preemption (a run of a higher priority takes the quota back).",
+                ) from None
+            gha.warning(
+                f"Kueue took RayJob {state.namespace}/{state.job_name} out of the running and back into the queue {queue_name}: "
+                f"{requeued.message or 'suspended again'}",
+                title="aks-ray: queue",
+            )
+
+
+def follow(api: kube.Kube, cfg: Config, state: RunState, kueue: KueueView, seen: dict[str, JobState | None]) -> JobState:
+    """From the start (or the admission) to a terminal state, within --timeout and a grace."""
     run = state.identity()
     run_dir = cfg.run_dir
+    queue_name = cfg.kube.queue_name
     follower = LogFollower(api, state.namespace, run_dir)
     deadline = retry.Deadline(cfg.common.timeout + WAIT_GRACE_SECONDS, what=f"RayJob {state.namespace}/{state.job_name}")
-    seen: dict[str, JobState | None] = {"last": None}
 
     def poll() -> JobState | None:
-        obj = kube.get_rayjob(api, state.namespace, state.job_name)
-        if obj is None:
-            raise OperationalError(
-                f"RayJob {state.namespace}/{state.job_name} does not exist (any more).",
-                "it was deleted while aks-ray waited; run the job again, and do not clean up before `aks-ray collect`.",
-            )
+        obj = read_rayjob(api, state)
         current = JobState.of(obj)
         for line in transitions(seen["last"], current):
             log.info("RayJob %s/%s %s", state.namespace, state.job_name, line)
-        if current.deployment in ("Retrying", "Suspended", "Suspending") and current.deployment != getattr(
-            seen["last"], "deployment", None
+        if queue_name and not current.terminal and ((obj.get("spec") or {}).get("suspend")):
+            workload = kueue.workload(obj)
+            if waiting_in_queue(obj, workload):
+                seen["last"] = current
+                raise Requeued(queue_message(workload))
+        if (
+            current.deployment in ("Retrying", "Suspended", "Suspending")
+            and current.deployment != getattr(seen["last"], "deployment", None)
+            # With a queue, a suspended RayJob is the queue's business (wait_for_admission); KubeRay
+            # still shows Suspended for a moment after Kueue's admission.
+            and not (queue_name and current.deployment != "Retrying")
         ):
             gha.warning(
                 f"RayJob {state.namespace}/{state.job_name} is {current.deployment}: {current.meaning()}", title="aks-ray: job state"
@@ -303,6 +489,12 @@ def wait(cfg: Config, state: RunState) -> JobState:
                 raise
     finally:
         follower.stop()
+    return conclude(api, cfg, state, final, deadline)
+
+
+def conclude(api: kube.Kube, cfg: Config, state: RunState, final: JobState, deadline: retry.Deadline) -> JobState:
+    """The verdict of a terminal RayJob, saved; Ray asked when KubeRay's is not the training's; raise unless it succeeded."""
+    run_dir = cfg.run_dir
     if final.not_the_applications:
         final = ask_ray(api, state, final, deadline)
     state.verdict = final.verdict()

@@ -124,3 +124,61 @@ def with_rays_own_status(final: JobState, ray_status: str | None) -> JobState:
     reason = final.reason if ray_status != "SUCCEEDED" else ""
     message = f"Ray's job ended {ray_status} (KubeRay had marked the RayJob {final.deployment}: {final.reason})"
     return JobState(deployment=deployment, job_status=ray_status, reason=reason, message=message, failed_attempts=final.failed_attempts)
+
+
+# ---------------------------------------------------------------- Kueue
+# A queued RayJob (--queue-name) is created with spec.suspend true; Kueue sets it false when it
+# admits the job (Kueue v0.17's RayJob integration, RunWithPodSetsInfo) and true again when it
+# evicts or preempts it. KubeRay 1.7 then starts the RayJob afresh: its StartTime, from which both
+# deadlines count, is set when the RayJob leaves Suspended (initRayJobStatusIfNeed), so the time
+# spent in the queue counts against neither.
+
+
+def _condition(workload: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    for condition in ((workload or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return condition
+    return None
+
+
+def workload_admitted(workload: dict[str, Any] | None) -> bool:
+    """Kueue's Workload says Admitted (quota reserved and every admission check ready)."""
+    condition = _condition(workload, "Admitted")
+    return bool(condition and condition.get("status") == "True")
+
+
+def waiting_in_queue(rayjob: dict[str, Any] | None, workload: dict[str, Any] | None = None) -> bool:
+    """Kueue holds the RayJob: it is suspended and its Workload (when it can be read) is not admitted."""
+    if workload_admitted(workload):
+        return False
+    return bool(((rayjob or {}).get("spec") or {}).get("suspend"))
+
+
+def queue_message(workload: dict[str, Any] | None) -> str:
+    """What Kueue says of a Workload it has not admitted: why it waits ('' when it says nothing, or is unread).
+
+    Kueue writes the reason on the QuotaReserved condition (reason Pending: "couldn't assign flavors
+    to pod set head: insufficient unused quota for cpu in flavor ..."; reason Inadmissible: "LocalQueue
+    x doesn't exist"), and on Evicted when it took the quota back.
+    """
+    evicted = _condition(workload, "Evicted")
+    if evicted and evicted.get("status") == "True":
+        return f"evicted ({evicted.get('reason', '')}): {evicted.get('message', '')}".strip()
+    reserved = _condition(workload, "QuotaReserved")
+    if reserved and reserved.get("status") == "False":
+        return f"{reserved.get('reason', '')}: {reserved.get('message', '')}".strip(": ")
+    if reserved and reserved.get("status") == "True":
+        admitted = _condition(workload, "Admitted")
+        waiting = f"; {admitted.get('message', '')}" if admitted and admitted.get("status") != "True" else ""
+        return f"{reserved.get('message', '')}{waiting}"
+    return ""
+
+
+def never_fits(workload: dict[str, Any] | None) -> bool:
+    """Kueue says the run asks more than the ClusterQueue could ever give ("... > maximum capacity")."""
+    return "maximum capacity" in queue_message(workload)
+
+
+def newest_workload(workloads: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The RayJob's Workload (Kueue keeps one per job; the newest, should an old one still be there)."""
+    return max(workloads, key=lambda w: (w.get("metadata") or {}).get("creationTimestamp") or "", default=None)

@@ -184,6 +184,34 @@ def list_custom(kube: Kube, namespace: str, plural: str, selector: str) -> list[
     return list(result.get("items", []))
 
 
+# Kueue's API (v0.17 serves v1beta2, and v1beta1 as deprecated; older releases only v1beta1).
+KUEUE_GROUP, KUEUE_VERSIONS = "kueue.x-k8s.io", ("v1beta2", "v1beta1")
+# The label Kueue puts on a job's Workload: the job's UID (pkg/controller/constants).
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+
+
+def list_workloads(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
+    """Kueue's Workloads in `namespace` matching `selector`, in the newest API version the cluster serves.
+
+    Raises the API error as it is: 404 when no version is served (no Kueue on the cluster), 403
+    when the identity may not read them (reading them is optional: see job.KueueView).
+    """
+    for version in KUEUE_VERSIONS:
+        try:
+            result = call(
+                f"list Kueue workloads in {namespace}",
+                lambda version=version: kube.custom.list_namespaced_custom_object(
+                    KUEUE_GROUP, version, namespace, "workloads", label_selector=selector
+                ),
+            )
+        except Exception as exc:
+            if is_not_found(exc) and version != KUEUE_VERSIONS[-1]:
+                continue
+            raise
+        return list(result.get("items", []))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def list_pods(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
     pods = call(f"list pods in {namespace}", lambda: kube.core.list_namespaced_pod(namespace, label_selector=selector))
     return [kube.to_dict(pod) for pod in pods.items]

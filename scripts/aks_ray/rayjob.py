@@ -66,6 +66,13 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # How long after the Ray cluster a lost run's RayJob is deleted (manifests/rayjob.yaml: 1800 s, then 3600 s).
 DELETE_SELF_AFTER_CLUSTER_SECONDS = 1800
 
+# Kueue's label naming the LocalQueue a job waits in (Kueue v0.17, pkg/controller/constants).
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# With a queue, how long after the job ends KubeRay deletes the Ray cluster (ttlSecondsAfterFinished). Kueue
+# frees the quota when the job ends, so the cluster of a run whose runner was lost holds capacity Kueue counts
+# as free for this long; collect, which copies the head's files, runs seconds after the job ends.
+QUEUED_CLUSTER_TTL_SECONDS = 600
+
 # The launcher and the command it runs (entrypoint_launcher.py), added to the training directory on the cluster.
 LAUNCHER_FILE = "_aks_ray_entrypoint.py"
 ARGV_FILE = "_aks_ray_argv.json"
@@ -299,6 +306,9 @@ def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, st
             else:
                 condition["ttlSeconds"] = cfg.common.keep_cluster_ttl
 
+    if kube.queue_name:
+        queue(job, kube.queue_name)
+
     cluster = spec["rayClusterSpec"]
     # The image's own Ray version, so that KubeRay's checks (token authentication needs 2.52.0) judge the real one.
     cluster["rayVersion"] = ray_version(kube) or versions.RAY_VERSION
@@ -331,6 +341,22 @@ def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, st
             volume["configMap"] = {"name": run.configmap_name, "items": volume_items}
     _place(pod, cfg)
     return job
+
+
+def queue(job: dict[str, Any], queue_name: str) -> None:
+    """Hand the RayJob to Kueue: created suspended, in the LocalQueue `queue_name`; Kueue unsuspends it on admission.
+
+    Kueue v0.17 refuses a queued RayJob without shutdownAfterJobFinishes (and KubeRay 1.7 refuses to
+    suspend one), and KubeRay 1.7 refuses shutdownAfterJobFinishes beside deletionRules: a queued run
+    has KubeRay's older rule instead, the cluster deleted QUEUED_CLUSTER_TTL_SECONDS after the job
+    ends, and no rule deletes the RayJob itself (README, "Queueing runs with Kueue").
+    """
+    job["metadata"]["labels"][KUEUE_QUEUE_LABEL] = queue_name
+    spec = job["spec"]
+    spec["suspend"] = True
+    spec.pop("deletionStrategy", None)
+    spec["shutdownAfterJobFinishes"] = True
+    spec["ttlSecondsAfterFinished"] = QUEUED_CLUSTER_TTL_SECONDS
 
 
 # On a namespace a run creates: which run, so that its cleanup deletes it once empty (kube.delete_namespace_if_empty).

@@ -50,6 +50,12 @@ class FakeCluster:
         # Statuses the RayJob goes through, one per read; the last one stays.
         self.status_script: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
+        # Kueue: "absent" (its API is not served: 404), "forbidden" (the identity may not list Workloads: 403)
+        # or "served"; the run's Workload goes through workload_statuses, one per list, the last one staying,
+        # and the RayJob's spec.suspend through suspend_script, one per read, as Kueue would set it.
+        self.kueue = "absent"
+        self.workload_statuses: list[dict[str, Any]] = []
+        self.suspend_script: list[bool] = []
         # kind -> the message a server-side dry run answers with (an admission or CRD rule refusing it).
         self.refuse_dry_run: dict[str, str] = {}
 
@@ -88,6 +94,8 @@ class FakeCluster:
                 self.patches.append((m[2], m[3], content_type, body))
                 store[key].setdefault("metadata", {}).update(body.get("metadata", {}))
                 return 200, store[key]
+            if m := re.fullmatch(r"/apis/kueue.x-k8s.io/(v1beta2|v1beta1)/namespaces/([^/]+)/workloads", path):
+                return self.workloads(m[1], m[2], selector)
             if m := re.fullmatch(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?", path):
                 return self.lease(method, m[1], m[2], body)
             if m := re.fullmatch(SANDBOX_COLLECTIONS, path):
@@ -132,6 +140,8 @@ class FakeCluster:
                 obj = store[key]
                 if m[2] == "rayjobs" and self.status_script:
                     obj["status"] = self.status_script.pop(0) if len(self.status_script) > 1 else self.status_script[0]
+                if m[2] == "rayjobs" and self.suspend_script:
+                    obj["spec"]["suspend"] = self.suspend_script.pop(0) if len(self.suspend_script) > 1 else self.suspend_script[0]
                 return 200, obj
             if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", path):
                 items = [o for (ns, _), o in self.pods.items() if ns == m[1] and matches(o["metadata"].get("labels", {}), selector)]
@@ -178,6 +188,30 @@ class FakeCluster:
             self.leases.pop(key)
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
         return 200, self.leases[key]
+
+    def workloads(self, version: str, namespace: str, selector: str) -> tuple[int, Any]:
+        """Kueue's Workload list: one Workload per RayJob, labelled with its UID as Kueue labels it."""
+        if self.kueue == "absent":
+            return self.not_found()
+        if self.kueue == "forbidden":
+            return 403, {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "reason": "Forbidden",
+                "code": 403,
+                "message": f'workloads.kueue.x-k8s.io is forbidden: User "pr" cannot list resource "workloads" in API group '
+                f'"kueue.x-k8s.io" in the namespace "{namespace}"',
+            }
+        items = []
+        for (ns, name), job in self.rayjobs.items():
+            labels = {"kueue.x-k8s.io/job-uid": job["metadata"].get("uid", "")}
+            if ns != namespace or not matches(labels, selector) or not self.workload_statuses:
+                continue
+            status = self.workload_statuses.pop(0) if len(self.workload_statuses) > 1 else self.workload_statuses[0]
+            meta = {"name": f"rayjob-{name}-3f2a1", "namespace": ns, "labels": labels, "creationTimestamp": "2026-11-25T20:00:01Z"}
+            items.append({"apiVersion": f"kueue.x-k8s.io/{version}", "kind": "Workload", "metadata": meta, "status": status})
+        return 200, {"kind": "WorkloadList", "apiVersion": f"kueue.x-k8s.io/{version}", "metadata": {}, "items": items}
 
     @staticmethod
     def not_found() -> tuple[int, Any]:

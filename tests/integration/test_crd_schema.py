@@ -53,6 +53,7 @@ OPTION_SETS = {
         "AKS_RAY_OPERATOR_NAMESPACE": "ray-operators",
     },
     "no-quota-no-blocked-ranges": {"AKS_RAY_NAMESPACE_QUOTA": "none", "AKS_RAY_EGRESS_BLOCKED_CIDRS": "none"},
+    "kueue-queue": {"AKS_RAY_QUEUE_NAME": "aks-ray-queue", "AKS_RAY_TIMEOUT": "20m"},
     "keep-cluster-ttl": {"AKS_RAY_KEEP_CLUSTER": "true", "AKS_RAY_KEEP_CLUSTER_TTL": "168h"},
     "github-context": {
         "GITHUB_RUN_ID": "9876543210",

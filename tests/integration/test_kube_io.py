@@ -376,3 +376,147 @@ def test_collect_on_kubeconfig_has_no_cost_line(tmp_path, fake):
     doc = collect.collect(cfg, state)
     assert "cost" not in doc and "### Cost" not in (cfg.output_dir / "summary.md").read_text()
     assert ("GET", "/api/v1/nodes") not in cluster.requests
+
+
+# ---------------------------------------------------------------- a queued run (Kueue)
+
+
+QUEUED_STATUS = {"jobDeploymentStatus": "Suspended", "startTime": "2026-11-25T20:00:00Z", "rayClusterStatus": {}}
+
+
+def queued_run(tmp_path, fake, **env):
+    cluster, kubeconfig = fake
+    cluster.kueue = env.pop("kueue", "served")
+    cfg = make_cfg(tmp_path, kubeconfig, AKS_RAY_QUEUE_NAME=K.QUEUE, **env)
+    state = job.submit(cfg)
+    return cluster, cfg, state
+
+
+def test_a_queued_run_waits_in_kueues_queue_and_its_deadline_starts_at_admission(tmp_path, fake, caplog):
+    """Queued for about 2 s, with a --timeout of 1 s: the run succeeds only if the queue's time is not the job's."""
+    caplog.set_level(logging.INFO)
+    cluster, cfg, state = queued_run(tmp_path, fake, AKS_RAY_TIMEOUT="1", AKS_RAY_QUEUE_TIMEOUT="60")
+    created = cluster.rayjobs[("aks-ray", state.job_name)]
+    assert created["spec"]["suspend"] is True and created["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == K.QUEUE
+    cluster_name = f"{state.job_name}-x7k2p"
+    add_run_pods(cluster, state.job_name, cluster_name, driver_log())
+    queued_polls = 40
+    cluster.suspend_script = [True] * queued_polls + [False]
+    cluster.workload_statuses = [K.WORKLOAD_PENDING["status"]] * queued_polls + [K.WORKLOAD_ADMITTED["status"]]
+    cluster.status_script = [QUEUED_STATUS] * queued_polls + statuses(
+        state.job_name,
+        cluster_name,
+        {"jobDeploymentStatus": "Initializing", "jobStatus": ""},
+        {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"},
+        {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED", "succeeded": 1},
+    )
+
+    final = job.wait(cfg, find_run(cfg))
+
+    assert final.succeeded and find_run(cfg).verdict == "SUCCEEDED"
+    log = caplog.text
+    assert f"queued in {K.QUEUE} (Suspended; Kueue: Pending: {K.PENDING_MESSAGE}" in log
+    assert log.count(f"queued in {K.QUEUE}") == 1, "the same reason is said once, not at every poll"
+    assert f"admitted by Kueue's queue {K.QUEUE} after" in log
+    assert "is Suspended" not in log, "a queued RayJob's Suspended is the queue's, not a warning"
+    # The Workload was read by the RayJob's UID, as Kueue labels it.
+    reads = [path for method, path in cluster.requests if path.endswith("/workloads")]
+    assert reads and all(path == "/apis/kueue.x-k8s.io/v1beta2/namespaces/aks-ray/workloads" for path in reads)
+
+
+def test_a_run_never_admitted_ends_at_the_queue_timeout_with_kueues_reason(tmp_path, fake, caplog, capsys, monkeypatch):
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(gha, "_workflow_commands", True)
+    cluster, cfg, _state = queued_run(tmp_path, fake, AKS_RAY_QUEUE_TIMEOUT="1")
+    cluster.suspend_script = [True]
+    cluster.workload_statuses = [K.WORKLOAD_PENDING["status"]]
+    cluster.status_script = [QUEUED_STATUS]
+
+    with pytest.raises(DeadlineExceeded) as excinfo:
+        job.wait(cfg, find_run(cfg))
+
+    assert f"was never admitted by Kueue's queue {K.QUEUE} within 1 s" in excinfo.value.message
+    assert "ClusterQueue" in excinfo.value.fix and "--queue-timeout" in excinfo.value.fix
+    err = capsys.readouterr().err
+    assert "::error title=aks-ray%3A never admitted::" in err
+    assert K.PENDING_MESSAGE in err
+    assert find_run(cfg).verdict == "TIMED_OUT"
+    assert not any(path.endswith("/pods") for _, path in cluster.requests[-3:]), "nothing of the run was followed: it never started"
+
+
+def test_reading_workloads_forbidden_does_not_fail_a_queued_run(tmp_path, fake, caplog):
+    caplog.set_level(logging.INFO)
+    cluster, cfg, state = queued_run(tmp_path, fake, kueue="forbidden")
+    cluster_name = f"{state.job_name}-x7k2p"
+    add_run_pods(cluster, state.job_name, cluster_name, driver_log())
+    cluster.suspend_script = [True, True, True, False]
+    cluster.status_script = [QUEUED_STATUS] * 3 + statuses(
+        state.job_name, cluster_name, {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED", "succeeded": 1}
+    )
+
+    assert job.wait(cfg, find_run(cfg)).succeeded
+
+    assert "cannot read Kueue's workloads in aks-ray (workloads.kueue.x-k8s.io is forbidden" in caplog.text
+    assert f"queued in {K.QUEUE} (Suspended; " in caplog.text
+    reads = [path for method, path in cluster.requests if path.endswith("/workloads")]
+    # submit's check once, then the wait's first read; a refusal is not asked again.
+    assert len(reads) == 2
+
+
+def test_a_queue_on_a_cluster_without_kueue_is_refused_before_anything_is_created(tmp_path, fake):
+    cluster, kubeconfig = fake
+    cfg = make_cfg(tmp_path, kubeconfig, AKS_RAY_QUEUE_NAME=K.QUEUE)
+    with pytest.raises(UserError, match=r"--queue-name aks-ray-queue: the cluster has no Kueue") as excinfo:
+        job.submit(cfg)
+    assert "install Kueue" in excinfo.value.fix
+    assert not cluster.rayjobs and not cluster.configmaps and not cluster.namespaces
+    assert not [path for method, path in cluster.requests if method == "POST" and "networkpolicies" in path]
+    # Both API versions asked before concluding there is no Kueue.
+    asked = [path for _, path in cluster.requests if path.endswith("/workloads")]
+    assert [p.split("/")[3] for p in asked] == ["v1beta2", "v1beta1"]
+
+
+def test_an_evicted_run_goes_back_into_the_queue_and_runs_again(tmp_path, fake, caplog, capsys, monkeypatch):
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(gha, "_workflow_commands", True)
+    cluster, cfg, state = queued_run(tmp_path, fake)
+    cluster_name = f"{state.job_name}-x7k2p"
+    add_run_pods(cluster, state.job_name, cluster_name, driver_log())
+    running = statuses(state.job_name, cluster_name, {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"})
+    done = statuses(state.job_name, cluster_name, {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED", "succeeded": 1})
+    # Admitted at once; runs; preempted (suspend true, Workload evicted); queued; admitted again; done.
+    cluster.suspend_script = [False, False, True, True, True, False, False]
+    cluster.status_script = [
+        QUEUED_STATUS,
+        *running,
+        {**running[0], "jobDeploymentStatus": "Suspending"},
+        QUEUED_STATUS,
+        QUEUED_STATUS,
+        *running,
+        *done,
+    ]
+    cluster.workload_statuses = [
+        K.WORKLOAD_ADMITTED["status"],
+        K.WORKLOAD_EVICTED["status"],
+        K.WORKLOAD_EVICTED["status"],
+        K.WORKLOAD_PENDING["status"],
+        K.WORKLOAD_ADMITTED["status"],
+    ]
+
+    assert job.wait(cfg, find_run(cfg)).succeeded
+
+    err = capsys.readouterr().err
+    assert f"back into the queue {K.QUEUE}: evicted (Preempted): Preempted to accommodate a workload" in err
+    assert caplog.text.count(f"admitted by Kueue's queue {K.QUEUE}") == 2
+
+
+def test_a_queued_rayjob_deleted_while_it_waits_is_not_a_timeout(tmp_path, fake):
+    cluster, cfg, state = queued_run(tmp_path, fake)
+    cluster.suspend_script = [True]
+    cluster.workload_statuses = [K.WORKLOAD_PENDING["status"]]
+    cluster.status_script = [QUEUED_STATUS]
+    del cluster.rayjobs[("aks-ray", state.job_name)]
+    with pytest.raises(OperationalError, match="does not exist") as excinfo:
+        job.wait(cfg, find_run(cfg))
+    assert not isinstance(excinfo.value, DeadlineExceeded)
+    assert find_run(cfg).verdict != "TIMED_OUT"

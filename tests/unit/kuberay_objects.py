@@ -133,7 +133,22 @@ STATUS_CHECK_TIMEOUT = rayjob(
     message="Job status checks have been failing since 2026-11-25 20:02:00; exceeded timeout of 300s",
 )
 
+# A RayJob created with queue-name: KubeRay 1.7 takes it New -> Initializing (StartTime set) -> Suspending
+# -> Suspended, resetting the cluster name, job id, dashboard URL and cluster status on the way (the
+# Suspending case of rayjob_controller.go); StartTime stays until it leaves Suspended.
+QUEUE = "aks-ray-queue"
+QUEUED = rayjob(jobDeploymentStatus="Suspended", rayClusterName="", jobId="", dashboardURL="", rayClusterStatus={})
+for _key in ("rayClusterName", "jobId", "dashboardURL"):
+    del QUEUED["status"][_key]
+QUEUED["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "aks-ray", "aks-ray.io/run": JOB, "kueue.x-k8s.io/queue-name": QUEUE}
+QUEUED["spec"].update(suspend=True, shutdownAfterJobFinishes=True, ttlSecondsAfterFinished=600)
+# Admitted: Kueue set spec.suspend false; KubeRay has not looked yet (still Suspended).
+JUST_ADMITTED = copy.deepcopy(QUEUED)
+JUST_ADMITTED["spec"]["suspend"] = False
+
 ALL_RAYJOBS = {
+    "queued": QUEUED,
+    "just-admitted": JUST_ADMITTED,
     "new": NEW,
     "validation-failed": VALIDATION_FAILED,
     "waiting": WAITING,
@@ -289,3 +304,73 @@ RAY_OOM_LOG = [
 ]
 HEAD_AT_10_244_0_4 = copy.deepcopy(HEALTHY_HEAD)
 HEAD_AT_10_244_0_4["status"]["podIP"] = "10.244.0.4"
+
+
+# ------------------------------------------------------------------ Kueue
+# Kueue v0.17's Workload of a queued RayJob (kueue.x-k8s.io/v1beta2), its conditions as Kueue's
+# scheduler and workload controller write them (pkg/workload, pkg/scheduler/flavorassigner).
+
+
+def workload(*conditions: dict[str, Any], admission: dict[str, Any] | None = None) -> dict[str, Any]:
+    uid = QUEUED["metadata"]["uid"]
+    obj: dict[str, Any] = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "Workload",
+        "metadata": {
+            "name": f"rayjob-{JOB}-3f2a1",
+            "namespace": NAMESPACE,
+            "uid": "5b6c8d2e-1f3a-4c5b-9d7e-8f9a0b1c2d3e",
+            "creationTimestamp": "2026-11-25T20:00:01Z",
+            "labels": {"kueue.x-k8s.io/job-uid": uid},
+            "annotations": {"kueue.x-k8s.io/job-owner-gvk": "ray.io/v1, Kind=RayJob", "kueue.x-k8s.io/job-owner-name": JOB},
+            "ownerReferences": [
+                {"apiVersion": "ray.io/v1", "kind": "RayJob", "name": JOB, "uid": uid, "controller": True, "blockOwnerDeletion": True}
+            ],
+        },
+        "spec": {
+            "active": True,
+            "queueName": QUEUE,
+            "priority": 0,
+            "podSets": [{"name": "head", "count": 1}, {"name": "train", "count": 1}, {"name": "submitter", "count": 1}],
+        },
+        "status": {"conditions": list(conditions)},
+    }
+    if admission:
+        obj["status"]["admission"] = admission
+    return obj
+
+
+def condition(kind: str, status: str, reason: str, message: str, when: str = "2026-11-25T20:00:02Z") -> dict[str, Any]:
+    return {"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": when, "observedGeneration": 1}
+
+
+PENDING_MESSAGE = "couldn't assign flavors to pod set head: insufficient unused quota for cpu in flavor default-flavor, 500m more needed"
+WORKLOAD_PENDING = workload(condition("QuotaReserved", "False", "Pending", PENDING_MESSAGE))
+WORKLOAD_NEVER_FITS = workload(
+    condition(
+        "QuotaReserved",
+        "False",
+        "Pending",
+        "couldn't assign flavors to pod set train: insufficient quota for cpu in flavor default-flavor, previously considered "
+        "podsets requests (800m) + current podset request (4) > maximum capacity (2)",
+    )
+)
+WORKLOAD_NO_QUEUE = workload(condition("QuotaReserved", "False", "Inadmissible", f"LocalQueue {QUEUE} doesn't exist"))
+WORKLOAD_ADMITTED = workload(
+    condition("QuotaReserved", "True", "QuotaReserved", "Quota reserved in ClusterQueue aks-ray-cluster-queue", "2026-11-25T20:06:00Z"),
+    condition("Admitted", "True", "Admitted", "The workload is admitted", "2026-11-25T20:06:00Z"),
+    admission={
+        "clusterQueue": "aks-ray-cluster-queue",
+        "podSetAssignments": [
+            {"name": "head", "count": 1, "flavors": {"cpu": "default-flavor", "memory": "default-flavor"}},
+            {"name": "train", "count": 1, "flavors": {"cpu": "default-flavor", "memory": "default-flavor"}},
+            {"name": "submitter", "count": 1, "flavors": {"cpu": "default-flavor", "memory": "default-flavor"}},
+        ],
+    },
+)
+# Preempted by a run of a higher priority: quota taken back, Admitted false, Evicted true.
+WORKLOAD_EVICTED = workload(
+    condition("QuotaReserved", "False", "Preempted", "Preempted to accommodate a workload (UID: 9d1c...) in the ClusterQueue"),
+    condition("Admitted", "False", "NoReservation", "The workload has no reservation"),
+    condition("Evicted", "True", "Preempted", "Preempted to accommodate a workload (UID: 9d1c...) in the ClusterQueue"),
+)

@@ -99,6 +99,9 @@ CALLS = {
     "read_namespaced_deployment": ("apps", "deployments", "get"),
     "read_namespaced_pod_log": ("", "pods/log", "get"),
 }
+# The API group of each custom resource the package calls (ray.io unless named here): Kueue's Workloads,
+# which job wait and submit read for a run with a queue (kube.list_workloads).
+CUSTOM_GROUPS = {"workloads": "kueue.x-k8s.io"}
 CUSTOM_VERBS = {"get": "get", "list": "list", "create": "create", "delete": "delete", "patch": "patch", "replace": "update"}
 # What a pull request's run calls without the right to, and why that is fine.
 NOT_FOR_PULL_REQUESTS = {
@@ -142,7 +145,7 @@ def source() -> str:
 
 
 def custom_calls(text: str) -> set[tuple[str, str, str]]:
-    """(ray.io, plural, verb) of every custom-object call: the plural is the call's first string literal."""
+    """(group, plural, verb) of every custom-object call: the plural is the call's first string literal."""
     found = set()
     for call in re.finditer(r"\b(\w+?)_namespaced_custom_object\(", text):
         # The first string literal among the arguments, not a subscript such as meta["namespace"]; a call
@@ -150,7 +153,7 @@ def custom_calls(text: str) -> set[tuple[str, str, str]]:
         arguments = text[call.end() : text.index(")", call.end())]
         plural = re.search(r'(?<!\[)"(\w+)"', arguments)
         if plural:
-            found.add(("ray.io", plural.group(1), CUSTOM_VERBS[call.group(1)]))
+            found.add((CUSTOM_GROUPS.get(plural.group(1), "ray.io"), plural.group(1), CUSTOM_VERBS[call.group(1)]))
     for plural in re.findall(r"\blist_custom\([^,]+,[^,]+,\s*\"(\w+)\"", text):  # kube.list_custom(api, namespace, "rayjobs", ...)
         found.add(("ray.io", plural, "list"))
     return found
@@ -184,6 +187,7 @@ def test_the_code_makes_the_calls_this_test_knows():
     calls = code_calls()
     assert {("ray.io", "rayjobs", "create"), ("ray.io", "rayjobs", "list"), ("", "pods/exec", "create")} <= calls
     assert ("ray.io", "rayclusters", "get") in calls
+    assert ("kueue.x-k8s.io", "workloads", "list") in calls
 
 
 def test_writer_and_the_manifest_cover_every_call_a_pull_request_run_makes():
@@ -211,7 +215,10 @@ def test_the_manifest_grants_nothing_the_code_does_not_call():
         for grant in role_grants(kind):
             assert "*" not in grant, f"{kind} grants a wildcard: {grant}"
             assert grant in calls, f"{kind} grants {grant}, which no code calls"
-    assert {g for g, _, _ in role_grants("Role")} == {"ray.io"}, "the Role is for what Writer cannot grant: the ray.io objects"
+    assert {g for g, _, _ in role_grants("Role")} == {"ray.io", "kueue.x-k8s.io"}, (
+        "the Role is for what Writer cannot grant: the ray.io objects, and reading Kueue's Workloads"
+    )
+    assert {(r, v) for g, r, v in role_grants("Role") if g == "kueue.x-k8s.io"} == {("workloads", "list")}, "Kueue: read only"
     assert role_grants("ClusterRole") == {("", "nodes", "list")}
 
 
