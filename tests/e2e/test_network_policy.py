@@ -168,7 +168,7 @@ def test_a_runs_pods_reach_their_own_run_and_dns_but_not_another_runs_head_nor_t
             )
             if os.environ.get("AKS_RAY_E2E_NETWORK_POLICY") == "enforced":
                 pytest.fail(message + " (AKS_RAY_E2E_NETWORK_POLICY=enforced; on the local cluster, is kube-router running?)")
-            pytest.skip(message + "; the policies were accepted but cannot be tested here (set AKS_RAY_E2E_NETWORK_POLICY=enforced to fail)")
+            pytest.skip(f"{message}; the policies were accepted but cannot be tested here (AKS_RAY_E2E_NETWORK_POLICY=enforced fails)")
         time.sleep(2)
 
     assert reach(kube_api, namespace, "a-worker", ips["a-head"], DASHBOARD_PORT), "a run's pods still reach each other"
