@@ -107,9 +107,14 @@ clean_iptables() {
 # kube-router's ipsets (its --cleanup-config leaves none when it runs; this is for when it could not).
 remove_ipsets() {
   command -v ipset >/dev/null || return 0
-  local set
+  local set try
+  # The kernel lets go of a set some time after the last iptables rule naming it is gone: retry a little.
   for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router)' || true); do
-    ipset destroy "$set" 2>/dev/null || log "could not remove ipset $set"
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+      ipset destroy "$set" 2>/dev/null && break
+      ((try == 10)) && log "could not remove ipset $set (still in use?)"
+      sleep 0.5
+    done
   done
 }
 
