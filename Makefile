@@ -84,7 +84,13 @@ checkov-install: $(CHECKOV_STAMP)  ## install checkov (version in scripts/aks_ra
 checkov: $(CHECKOV_STAMP)  ## checkov on terraform/ (tests/terraform runs it too)
 	$(CHECKOV_VENV)/bin/checkov --directory terraform --framework terraform --compact --quiet --skip-download
 
-.PHONY: actionlint-install actionlint
+.PHONY: actionlint-install actionlint mermaid-install
+
+# Mermaid's own parser (npm), for the verdict's charts (tests/unit/test_verdict.py).
+MERMAID_VERSION := 12.3.0
+JSDOM_VERSION := 29.1.1
+mermaid-install:  ## mermaid and jsdom into .tools/mermaid (the verdict's chart test parses the charts with them)
+	npm install --prefix .tools/mermaid --no-audit --no-fund mermaid@$(MERMAID_VERSION) jsdom@$(JSDOM_VERSION) >/dev/null
 
 # actionlint is built from its Go module: the Go module proxy is reachable from
 # every machine this project runs on, GitHub's release downloads are not.

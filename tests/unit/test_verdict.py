@@ -226,10 +226,10 @@ def mermaid_blocks(markdown: str) -> list[str]:
 
 
 def test_mermaid_blocks_parse_with_mermaid_itself():
-    """mermaid's own parser, installed with: npm install --prefix .tools/mermaid mermaid@12.3.0 jsdom@29.1.1"""
+    """mermaid's own parser, installed by make mermaid-install (mermaid 12.3.0, jsdom 29.1.1)"""
     node = shutil.which("node")
     if node is None or not (MERMAID_DIR / "node_modules" / "mermaid").is_dir():
-        pytest.skip("no Mermaid parser here: npm install --prefix .tools/mermaid mermaid@12.3.0 jsdom@29.1.1")
+        pytest.skip("no Mermaid parser here: make mermaid-install")
     one_epoch = verdict.figures(doc(SAMPLE, [epoch(1, 0.81, 0.8)]))
     flat = verdict.figures(doc(FULL, [epoch(1, 0.9, 0.3), epoch(2, 0.9, 0.3)]))
     blocks = [
