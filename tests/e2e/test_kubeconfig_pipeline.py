@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import base64
-import gc
 import itertools
 import json
 import os
 import subprocess
 import sys
 import urllib.parse
-import warnings
 from pathlib import Path
 
 import pytest
 import yaml
+from podexec import run_in_pod
 
 from aks_ray.config import PROJECT_ROOT
 
@@ -92,7 +91,6 @@ def assert_no_secret_in(folder: Path, secrets: list[str]) -> None:
 def assert_inside_the_sandbox(kube_api, namespace: str, job_name: str) -> None:
     """While the run's Ray cluster exists: its head runs as uid 1000 with no service-account token, behind its policy."""
     from kubernetes import client
-    from kubernetes.stream import stream
 
     labels = kube_api.read_namespace(namespace).metadata.labels
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -110,21 +108,7 @@ def assert_inside_the_sandbox(kube_api, namespace: str, job_name: str) -> None:
         f"id -u; test -e {token} && echo token-mounted || echo no-token; grep -c '^CapEff:[[:space:]]*0*$' /proc/self/status; "
         f'python -c "{connect}" 2>/dev/null && echo api-reachable || echo api-blocked'
     )
-    exec_stream = stream(
-        kube_api.connect_get_namespaced_pod_exec, heads[0].metadata.name, namespace, container="ray-head",
-        command=["sh", "-c", script], stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
-    )  # fmt: skip
-    try:
-        exec_stream.run_forever(timeout=60)
-        output = exec_stream.read_stdout()
-    finally:
-        exec_stream.close()
-        # The client's websocket leaves its TLS socket to the garbage collector even when closed; collect it
-        # here, where its ResourceWarning says nothing about the code under test (filterwarnings=error).
-        del exec_stream
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
+    output = run_in_pod(kube_api, namespace, heads[0].metadata.name, "ray-head", script)
     lines = output.split()
     assert lines[:2] == ["1000", "no-token"], output
     assert lines[2] == "1", f"the head holds no capability: {output}"

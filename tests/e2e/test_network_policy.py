@@ -15,13 +15,12 @@ sets for the local cluster), where no enforcement is a failure.
 
 from __future__ import annotations
 
-import gc
 import os
 import time
 import urllib.parse
-import warnings
 
 import pytest
+from podexec import run_in_pod
 
 from aks_ray import config as aks_config
 from aks_ray import rayjob, sandbox
@@ -91,22 +90,7 @@ def wait_running(kube_api, namespace: str, names: list[str], seconds: int = 120)
 
 
 def run_in(kube_api, namespace: str, pod_name: str, script: str) -> str:
-    from kubernetes.stream import stream
-
-    exec_stream = stream(
-        kube_api.connect_get_namespaced_pod_exec, pod_name, namespace, container="main",
-        command=["sh", "-c", script], stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
-    )  # fmt: skip
-    try:
-        exec_stream.run_forever(timeout=60)
-        return exec_stream.read_stdout().strip()
-    finally:
-        exec_stream.close()
-        # The client's websocket leaves its TLS socket to the garbage collector (see test_kubeconfig_pipeline).
-        del exec_stream
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
+    return run_in_pod(kube_api, namespace, pod_name, "main", script).strip()
 
 
 def reach(kube_api, namespace: str, client: str, host: str, port: int) -> bool:
