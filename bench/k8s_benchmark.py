@@ -92,10 +92,15 @@ def one_run(args: argparse.Namespace, index: int, env: dict[str, str], keep: Pat
             returncode, stderr = result.returncode, result.stderr
         except subprocess.TimeoutExpired as exc:
             returncode, stderr = None, f"no exit within {args.run_deadline} s\n" + str(exc.stderr or "")
-        wall = time.time() - started
-        timings, metrics = read_json(out / "timings.json"), read_json(out / "metrics.json")
+        run = summarise(job_name, returncode, stderr, time.time() - started, out)
         if keep is not None and out.exists():
             shutil.copytree(out, keep / job_name, dirs_exist_ok=True)
+    return run
+
+
+def summarise(job_name: str, returncode: int | None, stderr: str, wall: float, out: Path) -> dict:
+    """One run's figures from its output folder: the phases, the CLI's steps, the epochs, and why it failed."""
+    timings, metrics = read_json(out / "timings.json"), read_json(out / "metrics.json")
     seen = phases.seconds_of(timings.get("job_phases") or [])
     run = {
         "job_name": job_name,
@@ -109,7 +114,7 @@ def one_run(args: argparse.Namespace, index: int, env: dict[str, str], keep: Pat
     if run["status"] == "SUCCEEDED" and phases.JOB_ENDED in seen:
         run[SUCCEEDED_KEY] = seen[phases.JOB_ENDED]
     if returncode != 0:
-        run["why"] = "\n".join(stderr.strip().splitlines()[-15:]) if stderr else "no output"
+        run["why"] = "\n".join(stderr.strip().splitlines()[-15:]) if stderr.strip() else "no output"
     return run
 
 
