@@ -316,7 +316,11 @@ def cost_estimate(cfg: Config, api: kube.Kube, state: RunState) -> dict[str, Any
 def record_job_phases(cfg: Config, job: dict[str, Any] | None, pods: list[dict[str, Any]], collected_at: float) -> None:
     """timings.json's `job_phases`: read now, while the RayJob and its pods still exist (cleanup deletes them)."""
     training = metrics.parse_log(cfg.run_dir.read_job_log())
-    found = phases.job_phases(job, pods, training.epochs, training.driver, collected_at=collected_at)
+    try:
+        found = phases.job_phases(job, pods, training.epochs, training.driver, collected_at=collected_at)
+    except Exception as exc:  # an object of a shape never seen: the phases are a figure, never worth the collection
+        log.warning("could not work out the run's phases: %r", exc)
+        return
     cfg.run_dir.save_job_phases([p.to_json() for p in found])
     if found:
         log.info("phases (seconds since the RayJob was created): %s", ", ".join(f"{p.phase} {p.seconds:.0f}" for p in found))

@@ -168,3 +168,10 @@ def test_collect_records_the_phases_from_the_objects_and_job_log_it_collected(tm
     recorded = phases.seconds_of(json.loads((tmp_path / "out/timings.json").read_text())["job_phases"])
     assert recorded["runtime env ready"] == 159.0 and recorded["outputs collected"] == 315.0
     assert len(recorded) == len(phases.ORDER)
+
+
+def test_collect_survives_objects_of_a_shape_never_seen(tmp_path: Path):
+    cfg = config.load({}, {"AKS_RAY_OUTPUT_DIR": str(tmp_path / "out"), "AKS_RAY_TARGET": "kubeconfig"})
+    odd = {"metadata": {"creationTimestamp": "2026-12-02T00:32:26Z"}, "status": {"rayClusterStatus": {"conditions": "not a list"}}}
+    collect.record_job_phases(cfg, odd, [{"metadata": "not a dict"}], collected_at=utc("2026-12-02T00:37:41"))
+    assert cfg.run_dir.timings().job_phases == []
