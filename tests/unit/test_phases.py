@@ -147,7 +147,7 @@ def test_the_summary_counts_the_epochs_as_training_and_the_start_up_on_its_own_l
     assert "| throughput (the epochs) | 1,214 samples/s |" in text
     assert "| start-up (RayJob created to the first epoch's start) | 289.9 s |" in text
     assert "134.9" not in text and "| 7 samples/s" not in text
-    assert "| Ray head ready | 106.0 | head pod's Ready condition |" in text
+    assert "| Ray head ready | 106.0 | head pod's Ready condition (else the RayJob's HeadPodReady) |" in text
     assert text.index("### Phases of the run") < text.index("### Timings")
 
 
