@@ -3,11 +3,14 @@
     .venv/bin/python bench/k8s_benchmark.py --kubeconfig PATH --runs 3 --image IMAGE
 
 Runs the whole pipeline N times, one after the other (operator, submit, wait,
-collect, cleanup), each into a fresh output folder under a RayJob name of its own:
+collect, cleanup), each into a fresh output folder under a RayJob name and a
+namespace of its own (which the run creates and its cleanup deletes, as on a
+user's first run), and each only once the cluster holds no aks-ray pod of an
+earlier run, so that no run starts beside another's terminating pods:
 
     aks-ray run --target kubeconfig --kubeconfig PATH --dataset sample --epochs 1
         --workers 1 --head-cpus 500m --memory-per-worker 2Gi --ray-image IMAGE
-        --job-name <unique> --output-dir <fresh>
+        --namespace <unique> --job-name <unique> --output-dir <fresh>
 
 then reads each run's timings.json: `job_phases` (aks_ray/phases.py: when each
 phase happened, from the RayJob's, the pods' and the training's own timestamps,
@@ -80,8 +83,31 @@ def read_json(path: Path) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
+def wait_for_a_quiet_cluster(kubeconfig: Path, deadline_seconds: float) -> float:
+    """Wait until no pod of any aks-ray run is left on the cluster (an earlier run's pods terminate after its cleanup).
+
+    Returns the seconds waited; at the deadline it goes on, saying so.
+    """
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    started = time.monotonic()
+    while True:
+        left = api.list_pod_for_all_namespaces(label_selector="app.kubernetes.io/managed-by=aks-ray", _request_timeout=30).items
+        waited = time.monotonic() - started
+        if not left:
+            return waited
+        if waited > deadline_seconds:
+            names = ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in left[:5])
+            print(f"still on the cluster after {waited:.0f} s, going on: {names}", file=sys.stderr, flush=True)
+            return waited
+        time.sleep(3)
+
+
 def one_run(args: argparse.Namespace, index: int, env: dict[str, str], keep: Path | None) -> dict:
-    job_name = f"aks-ray-bench-{index}-{uuid.uuid4().hex[:6]}"
+    suffix = uuid.uuid4().hex[:6]
+    job_name = f"aks-ray-bench-{index}-{suffix}"
+    args.namespace = f"{args.namespace_prefix}-{index}-{suffix}"
     with tempfile.TemporaryDirectory(prefix="k8s-bench-", dir="/tmp") as tmp:
         out = Path(tmp) / "out"
         started = time.time()
@@ -150,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", default="", help="--ray-image for the RayJob (default: the project's pinned Ray image)")
     parser.add_argument("--chart", default=default_chart(), help="--kuberay-chart (default: the shared fixture beside the checkout)")
     parser.add_argument("--helm", default="", help="helm binary (default: on PATH, else .tools/bin/helm, else scripts/tools/get-helm.sh)")
-    parser.add_argument("--namespace", default="aks-ray-bench")
+    parser.add_argument("--namespace-prefix", default="aks-ray-bench", help="each run's namespace is PREFIX-<n>-<random>")
     parser.add_argument("--head-cpus", default="500m", help="the head's CPU (500m fits head, worker and submitter on 2 cores)")
     parser.add_argument("--memory-per-worker", default="2Gi")
     parser.add_argument("--timeout", default="15m", help="each run's --timeout")
@@ -171,13 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     runs = []
     for index in range(1, args.runs + 1):
+        quiet_after = wait_for_a_quiet_cluster(args.kubeconfig, deadline_seconds=300)
         run = one_run(args, index, env, args.keep_outputs)
+        run["waited_for_a_quiet_cluster_seconds"] = round(quiet_after, 1)
         runs.append(run)
         print(f"[{index}/{args.runs}] {json.dumps(run)}", file=sys.stderr, flush=True)
     load_after = os.getloadavg()
 
     doc = {
-        "command": command(args, "<job-name>", Path("<output-dir>"))[3:],
+        "command": command(args, "<job-name>", Path("<output-dir>"))[3:],  # the last run's namespace
         "runs": runs,
         "cores": os.cpu_count(),
         "load_average_before": load_before,

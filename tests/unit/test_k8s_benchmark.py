@@ -38,7 +38,7 @@ def output_folder(tmp_path: Path, name: str, status: str, shift: float = 0.0) ->
 
 def test_each_run_is_the_sample_job_on_the_kubeconfig_under_its_own_name(bench):
     args = Namespace(
-        kubeconfig=Path("/k/config"), head_cpus="500m", memory_per_worker="2Gi", namespace="aks-ray-bench", timeout="15m",
+        kubeconfig=Path("/k/config"), head_cpus="500m", memory_per_worker="2Gi", namespace="aks-ray-bench-1-abc123", timeout="15m",
         image="localhost/aks-ray/ray:2.60.0-py311-torch2.13.0", chart="", extra=["--log-level", "debug"],
     )  # fmt: skip
     cmd = bench.command(args, "aks-ray-bench-1-abc123", Path("/tmp/out1"))
