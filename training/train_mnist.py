@@ -171,6 +171,9 @@ def make_sink(artifacts_dir: Path):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The driver's first act: on a cluster, Ray starts it once the job's runtime env is set up,
+    # so this is when that set-up ended (aks_ray.phases' "runtime env ready").
+    emit({"kind": "driver", "started_at": time.time()})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     args = parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))

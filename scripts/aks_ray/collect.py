@@ -15,7 +15,8 @@ rest. Layout of --output-dir:
     k8s/pods/<pod>.<container>.log (and .previous.log after a restart)
     k8s/head/session-logs/       the head's /tmp/ray/session_latest/logs
     k8s/head/artifacts/          result.json (and model.pt) from the head
-    metrics.json, summary.md, training-curves.png, timings.json   (report.write_outputs)
+    metrics.json, summary.md, training-curves.png, timings.json   (report.write_outputs; timings.json's
+                                 `job_phases` from the objects above and job.log's records: phases.py)
 
 No kubeconfig, token or Secret is ever read into the outputs: Secrets are not
 collected, and any literal environment value whose name suggests a credential
@@ -31,12 +32,13 @@ import json
 import logging
 import shutil
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import cost, dashboard, diagnose, gha, jobspec, kube, report
+from . import cost, dashboard, diagnose, gha, jobspec, kube, metrics, phases, report
 from . import redact as redaction
 from .config import Config
 from .errors import AksRayError
@@ -311,6 +313,19 @@ def cost_estimate(cfg: Config, api: kube.Kube, state: RunState) -> dict[str, Any
     return cost.cost_block(cost.node_seconds(nodes, started, ended), cfg.azure.location, prices_url=cost.PRICES_URL)
 
 
+def record_job_phases(cfg: Config, job: dict[str, Any] | None, pods: list[dict[str, Any]], collected_at: float) -> None:
+    """timings.json's `job_phases`: read now, while the RayJob and its pods still exist (cleanup deletes them)."""
+    training = metrics.parse_log(cfg.run_dir.read_job_log())
+    try:
+        found = phases.job_phases(job, pods, training.epochs, training.driver, collected_at=collected_at)
+    except Exception as exc:  # an object of a shape never seen: the phases are a figure, never worth the collection
+        log.warning("could not work out the run's phases: %r", exc)
+        return
+    cfg.run_dir.save_job_phases([p.to_json() for p in found])
+    if found:
+        log.info("phases (seconds since the RayJob was created): %s", ", ".join(f"{p.phase} {p.seconds:.0f}" for p in found))
+
+
 def collect(cfg: Config, state: RunState) -> dict[str, Any]:
     """Collect into --output-dir/k8s/, then write the same outputs as every target.
 
@@ -324,6 +339,7 @@ def collect(cfg: Config, state: RunState) -> dict[str, Any]:
         api = kube.connect(cfg)
         with gha.group(f"collect RayJob {state.namespace}/{state.job_name} into {cfg.output_dir}"), run_dir.phase("collect"):
             job, pods, events = Collector(cfg, api, state).run()
+        record_job_phases(cfg, job, pods, collected_at=time.time())
     except AksRayError as exc:
         unreachable = exc
     estimate = cost_estimate(cfg, api, state) if cfg.target == "aks" and unreachable is None else None

@@ -21,6 +21,7 @@ class TrainingMetrics:
     dataset: dict[str, Any] | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
     final: dict[str, Any] | None = None
+    driver: dict[str, Any] | None = None  # the driver's start (its `started_at`), when the training says it
 
     def feed(self, record: dict[str, Any]) -> None:
         kind = record.get("kind")
@@ -34,6 +35,8 @@ class TrainingMetrics:
             self.epochs.sort(key=lambda e: e.get("epoch", 0))
         elif kind == "final":
             self.final = record
+        elif kind == "driver":
+            self.driver = record
 
     def final_block(self) -> dict[str, Any]:
         """test_accuracy, train_seconds and samples_per_second, from the final record or the epochs."""
@@ -48,6 +51,20 @@ class TrainingMetrics:
             "train_seconds": round(seconds, 3),
             "samples_per_second": round(samples / seconds, 1) if seconds else None,
         }
+
+
+def epoch_figures(epochs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Seconds in the epochs and samples/s while training, over the epochs alone (no start-up, no model hand-back).
+
+    The summary's "training time" and "throughput": the final record's figures
+    (train_mnist.py) run from before Ray Train starts its workers to after the model is back.
+    """
+    if not epochs:
+        return {"seconds": None, "samples_per_second": None}
+    seconds = sum(e.get("seconds") or 0.0 for e in epochs)
+    trained = [e.get("train_seconds") or e.get("seconds") or 0.0 for e in epochs]
+    samples = sum((e.get("samples_per_second") or 0.0) * t for e, t in zip(epochs, trained, strict=True))
+    return {"seconds": round(seconds, 3), "samples_per_second": round(samples / sum(trained), 1) if sum(trained) else None}
 
 
 def parse_line(line: str) -> dict[str, Any] | None:

@@ -11,7 +11,9 @@ module, which knows the layout:
     job.log             the driver's log
     model.pt            the trained model, when training got that far
     metrics.json        status, dataset, per-epoch and final metrics (report.write_outputs)
-    timings.json        seconds per phase, every phase that ran, and the total
+    timings.json        seconds per step, every step that ran, and the total; on Kubernetes also
+                        `job_phases`: when each phase of the run happened, from the cluster's and
+                        the job's own timestamps (phases.py), in seconds since the RayJob was created
     summary.md          the Markdown summary, also the job's step summary
     training-curves.png loss and accuracy per epoch
     k8s/                what `collect` gathered from the cluster
@@ -55,6 +57,8 @@ SUCCESS, FAILURE, CANCELLED = "success", "failure", "cancelled"
 # the run label only, so concurrent runs in one namespace never touch each other.
 MANAGED_BY = ("app.kubernetes.io/managed-by", "aks-ray")
 RUN_LABEL = "aks-ray.io/run"
+
+JOB_PHASES = "job_phases"  # timings.json's key for the run's phases (a list, not a step's seconds)
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,13 @@ class StepRecord:
 
 @dataclass
 class Timings:
-    """Seconds per phase, in the order the phases ran; persisted in timings.json by RunDir.record_phase."""
+    """Seconds per phase, in the order the phases ran; persisted in timings.json by RunDir.record_phase.
+
+    `job_phases` (Kubernetes targets) is phases.job_phases' list as JSON: [{phase, seconds, at}, ...].
+    """
 
     phases: dict[str, float] = field(default_factory=dict)
+    job_phases: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def total(self) -> float:
@@ -117,8 +125,11 @@ class Timings:
     def add(self, name: str, seconds: float) -> None:
         self.phases[name] = round(self.phases.get(name, 0.0) + seconds, 3)
 
-    def to_json(self) -> dict[str, float]:
-        return {**self.phases, "total": self.total}
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {**self.phases, "total": self.total}
+        if self.job_phases:
+            doc[JOB_PHASES] = self.job_phases
+        return doc
 
 
 class Phase:
@@ -219,7 +230,11 @@ class RunDir:
 
     def timings(self) -> Timings:
         doc = self._read_json(TIMINGS) or {}
-        return Timings({name: float(value) for name, value in doc.items() if name != "total" and isinstance(value, (int, float))})
+        job_phases = doc.get(JOB_PHASES)
+        return Timings(
+            {name: float(value) for name, value in doc.items() if name != "total" and isinstance(value, (int, float))},
+            [p for p in job_phases if isinstance(p, dict)] if isinstance(job_phases, list) else [],
+        )
 
     def save_timings(self, timings: Timings) -> None:
         self._write_json(TIMINGS, timings.to_json(), sort_keys=False)
@@ -228,6 +243,13 @@ class RunDir:
         """Add a phase to timings.json: each step is its own process, so the file is the timer."""
         timings = self.timings()
         timings.add(name, seconds)
+        self.save_timings(timings)
+        return timings
+
+    def save_job_phases(self, job_phases: list[dict[str, Any]]) -> Timings:
+        """Put the run's phases (phases.job_phases, as JSON) into timings.json, beside the steps' seconds."""
+        timings = self.timings()
+        timings.job_phases = list(job_phases)
         self.save_timings(timings)
         return timings
 
