@@ -59,6 +59,8 @@ DEFAULT_CONTAINER_LIMIT = {"cpu": "1", "memory": "1Gi"}
 
 DNS_NAMESPACE = "kube-system"
 DNS_POD_LABELS = {"k8s-app": "kube-dns"}  # CoreDNS on AKS, kind and the project's local cluster
+# CoreDNS's container port names (its own manifests, AKS's and kind's): name -> protocol.
+DNS_PORT_NAMES = {"dns": "UDP", "dns-tcp": "TCP"}
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 
 
@@ -115,7 +117,11 @@ def render_network_policy(cfg: Config, job_name: str, namespace: str, labels: di
         "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: DNS_NAMESPACE}},
         "podSelector": {"matchLabels": dict(DNS_POD_LABELS)},
     }
+    # A policy's port is the DNS pod's own port (after the Service's translation): 53 on AKS and kind, but
+    # CoreDNS may listen elsewhere (the project's local cluster: 1053, as non-root). Its container ports'
+    # standard names cover that; the numbers cover a DNS pod that names none.
     dns_ports = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    dns_ports += [{"protocol": protocol, "port": name} for name, protocol in DNS_PORT_NAMES.items()]
     internet = [
         block for block in (_peer_ip_block(cfg.kube.egress_blocked_cidrs, 4), _peer_ip_block(cfg.kube.egress_blocked_cidrs, 6)) if block
     ]

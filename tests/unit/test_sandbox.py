@@ -144,7 +144,8 @@ def test_egress_reaches_the_run_dns_and_the_internet_but_not_the_blocked_ranges(
     assert {"to": [{"podSelector": {"matchLabels": {rayjob.RUN_LABEL: RUN}}}]} in egress
     dns = next(rule for rule in egress if rule.get("ports"))
     assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
-    assert {p["port"] for p in dns["ports"]} == {53} and {p["protocol"] for p in dns["ports"]} == {"UDP", "TCP"}
+    # Port 53, and CoreDNS's named ports for a DNS pod that listens elsewhere (the local cluster's, on 1053).
+    assert sorted((p["protocol"], str(p["port"])) for p in dns["ports"]) == [("TCP", "53"), ("TCP", "dns-tcp"), ("UDP", "53"), ("UDP", "dns")]
     v4 = next(block for block in egress_blocks(policy) if block["cidr"] == "0.0.0.0/0")
     blocked = [ipaddress.ip_network(c) for c in v4["except"]]
     for address in ("169.254.169.254", "168.63.129.16", "10.244.1.7", "10.0.0.1", "10.224.0.4", "172.17.0.2", "192.168.1.1"):
