@@ -697,6 +697,13 @@ class CommonOptions:
         "with keep-cluster, how long after the job ends KubeRay keeps the Ray cluster before deleting it (at most 168h)",
         duration_at_most(KEEP_CLUSTER_MAX_SECONDS),
     )
+    lost_run_ttl: int = option(
+        "1h",
+        "when the workflow never gets to cleanup (runner lost, cancelled), how long after the job ends KubeRay deletes "
+        "the RayJob and all it owns; the Ray cluster goes at half of it, or with keep-cluster that long after "
+        "keep-cluster-ttl (at most 168h)",
+        duration_at_most(KEEP_CLUSTER_MAX_SECONDS),
+    )
     log_level: str = option("info", "log verbosity: debug, info, warning or error", parse_log_level)
 
 

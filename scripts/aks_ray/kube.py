@@ -9,8 +9,10 @@ bounded number of times; anything else is raised at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,10 @@ REQUEST_TIMEOUT = (10.0, 30.0)
 # A followed log stream reads nothing while the training is quiet; after this long without a byte it
 # is opened again from where it was (job.LogFollower), which also revives a connection cut silently.
 STREAM_TIMEOUT = (10.0, 120.0)
+# Who changes what aks-ray applies server-side (metadata.managedFields names it).
+FIELD_MANAGER = "aks-ray"
+# A KubeRay CRD is over a megabyte of JSON: more time to send, store and answer than an ordinary call.
+APPLY_TIMEOUT = (10.0, 120.0)
 
 
 @dataclass
@@ -401,3 +407,50 @@ def delete_namespace_if_empty(kube: Kube, name: str, created_by: str) -> bool:
             return False
         raise
     return True
+
+
+# ------------------------------------------------------------------ server-side apply
+
+
+def apply_crd(kube: Kube, crd: dict[str, Any], force: bool = False) -> dict[str, Any]:
+    """Server-side apply of one CustomResourceDefinition as FIELD_MANAGER; the object as the API server stored it.
+
+    A PATCH of content type application/apply-patch+yaml (JSON is YAML). Unlike a client-side
+    apply it keeps no last-applied annotation, which a KubeRay CRD (over the 256 KiB an
+    annotation may hold) would not fit. The answer is read as JSON, not as the client's
+    models: building those for a megabyte of schema takes seconds.
+    """
+    name = crd["metadata"]["name"]
+    response = call(
+        f"apply CRD {name} (server-side{', taking over conflicting fields' if force else ''})",
+        lambda: kube.extensions.patch_custom_resource_definition(
+            name,
+            crd,
+            field_manager=FIELD_MANAGER,
+            force=force,
+            _content_type="application/apply-patch+yaml",
+            _preload_content=False,
+            _request_timeout=APPLY_TIMEOUT,
+        ),
+    )
+    return json.loads(response.data)
+
+
+def read_crd(kube: Kube, name: str) -> dict[str, Any] | None:
+    """A CRD as JSON (None if missing), without building the client's models for it (see apply_crd)."""
+    response = get_or_none(f"read CRD {name}", lambda: kube.extensions.read_custom_resource_definition(name, _preload_content=False))
+    return json.loads(response.data) if response is not None else None
+
+
+def apply_conflicts(exc: BaseException) -> dict[str, list[str]]:
+    """The field managers a server-side apply conflicted with, each with its fields (from the 409's causes)."""
+    try:
+        causes = ((json.loads(getattr(exc, "body", None) or "{}").get("details") or {}).get("causes")) or []
+    except ValueError:
+        return {}
+    found: dict[str, list[str]] = {}
+    for cause in causes:
+        manager = re.search(r'conflict with "([^"]*)"', cause.get("message") or "")
+        if manager:
+            found.setdefault(manager.group(1), []).append(cause.get("field") or "?")
+    return found

@@ -6,16 +6,21 @@ local chart folder or .tgz for clusters without internet. The values are
 manifests/kuberay-values.yaml. A second run with the same chart and values
 changes nothing and says so, without contacting the chart repository; runs that
 would change it take a lock (lease.py) so that only one installs at a time, and a
-release left pending is never uninstalled or rolled back. Then it waits, with a
-deadline, until the RayJob and RayCluster CRDs are Established and the operator
+release left pending is never uninstalled or rolled back. On a first install or a
+chart version change the chart's CRDs are applied server-side before helm runs
+(helm never upgrades a CRD of crds/). Then it waits, with a deadline, until the RayJob and RayCluster CRDs are Established and the operator
 Deployment is Available.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
+import tarfile
+import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,12 +202,18 @@ def install(cfg: Config) -> bool:
         return decide(await current_release(client, namespace), wanted, values)
 
     async def upgrade() -> Any:
-        chart = await _get_chart(client, source)
-        if wanted is None and decide(await current_release(client, namespace), str(chart.metadata.version), values) == UNCHANGED:
-            return None
-        return await client.install_or_upgrade_release(
-            RELEASE_NAME, chart, values, namespace=namespace, create_namespace=True, wait=False, timeout=HELM_TIMEOUT
-        )
+        release = await current_release(client, namespace)
+        async with chart_folder(client, source) as (chart, folder):
+            version = str(chart.metadata.version)
+            if wanted is None and decide(release, version, values) == UNCHANGED:
+                return None
+            if crds_change(release, version):
+                apply_crds(api, chart_crds(folder))
+            # --skip-crds: helm would only create the ones missing, and never upgrade one; apply_crds did both,
+            # and a same-version upgrade (other values) has nothing to change in them.
+            return await client.install_or_upgrade_release(
+                RELEASE_NAME, chart, values, namespace=namespace, create_namespace=True, wait=False, timeout=HELM_TIMEOUT, skip_crds=True
+            )
 
     def helm_failed(exc: Exception) -> OperationalError:
         return OperationalError(
@@ -246,6 +257,99 @@ def install(cfg: Config) -> bool:
         return False
     log.info("installed %s as release %s/%s, revision %s", source.describe(), namespace, RELEASE_NAME, revision.revision)
     return True
+
+
+# ---------------------------------------------------------------- the chart's CRDs
+
+# Managers whose fields aks-ray may take over when a newer chart changes them: its own, and helm's, which
+# created the CRDs on a first install before aks-ray applied them itself (helm names its manager after its
+# binary). Fields of any other manager (kubectl, Argo CD, Flux) are the cluster owner's: never forced.
+OWN_FIELD_MANAGERS = frozenset({kube.FIELD_MANAGER, "helm"})
+CRD_ESTABLISHED_DEADLINE_SECONDS = 120
+# Helm's rule for what in crds/ is a manifest.
+CRD_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def crds_change(release: Release | None, chart_version: str) -> bool:
+    """Whether the chart's CRDs are to be applied: on a first install, and when the chart version changes.
+
+    Helm creates a crds/ CRD that is missing and never touches one that exists, so a new chart
+    version's CRDs (new fields a new operator writes) reach the cluster only through aks-ray.
+    """
+    return release is None or release.chart_name != versions.KUBERAY_CHART_NAME or release.chart_version != chart_version
+
+
+def chart_crds(folder: Path) -> list[dict[str, Any]]:
+    """Every CustomResourceDefinition in the chart's crds/ folder (sub-folders included, as helm reads it), by name."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 4 MB of KubeRay CRDs in a second, not half a minute
+    crds = []
+    for path in sorted((folder / "crds").rglob("*")):
+        if path.is_file() and path.suffix in CRD_SUFFIXES:
+            with path.open(encoding="utf-8") as handle:
+                crds += [doc for doc in yaml.load_all(handle, Loader=loader) if doc and doc.get("kind") == "CustomResourceDefinition"]
+    return sorted(crds, key=lambda crd: crd["metadata"]["name"])
+
+
+@contextlib.asynccontextmanager
+async def chart_folder(client: Any, source: ChartSource) -> AsyncIterator[tuple[Any, Path]]:
+    """The chart unpacked in a folder (pulled once from a repository, unpacked from a .tgz), and helm's Chart for it.
+
+    Helm installs from that folder, so the CRDs applied are those of the chart installed.
+    """
+    if source.repo or source.ref.startswith("oci://"):
+        async with client.pull_chart(source.ref, repo=source.repo, version=source.version) as chart:
+            yield chart, Path(chart.ref)
+        return
+    path = Path(source.ref)
+    if path.is_dir():
+        yield await _get_chart(client, source), path
+        return
+    with tempfile.TemporaryDirectory(prefix="aks-ray-chart-") as unpacked:
+        with tarfile.open(path) as archive:
+            archive.extractall(unpacked, filter="data")  # no path outside the folder, no devices or links out
+        folder = next(Path(unpacked).glob("*/Chart.yaml")).parent
+        yield await client.get_chart(folder), folder
+
+
+def apply_crds(api: kube.Kube, crds: list[dict[str, Any]], deadline_seconds: float = CRD_ESTABLISHED_DEADLINE_SECONDS) -> None:
+    """Apply each CRD server-side as aks-ray, then wait, with a deadline, until every one is Established."""
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        try:
+            kube.apply_crd(api, crd)
+        except Exception as exc:
+            if kube.status_of(exc) in (401, 403):
+                raise OperationalError(
+                    f"not allowed to apply CRD {name}: {kube.api_message(exc)}",
+                    "the operator install needs the cluster identity (it may patch customresourcedefinitions); "
+                    "a pull request's aks run leaves the operator to the cluster workflow.",
+                ) from None
+            if not kube.is_conflict(exc):
+                raise
+            conflicts = kube.apply_conflicts(exc)
+            others = sorted(set(conflicts) - OWN_FIELD_MANAGERS)
+            if others or not conflicts:
+                raise OperationalError(
+                    f"CRD {name}: the chart's version changes fields that {', '.join(others) or 'another manager'} manages "
+                    f"({kube.api_message(exc)}); aks-ray takes over only its own and helm's.",
+                    "the CRDs are the cluster owner's: upgrade them the way they were installed, or hand them to aks-ray "
+                    "(kubectl apply --server-side --force-conflicts --field-manager aks-ray -f <chart>/crds/), then run again.",
+                ) from None
+            fields = sorted({field for found in conflicts.values() for field in found})
+            log.info("CRD %s: taking over %s from %s", name, ", ".join(fields), ", ".join(conflicts))
+            kube.apply_crd(api, crd, force=True)
+        log.info("applied CRD %s (server-side, field manager %s)", name, kube.FIELD_MANAGER)
+    names = [crd["metadata"]["name"] for crd in crds]
+    deadline = retry.Deadline(deadline_seconds, what="the chart's CRDs to be Established")
+
+    def established() -> bool:
+        waiting = [name for name in names if not crd_established(kube.read_crd(api, name))]
+        if waiting:
+            log.info("waiting for CRDs to be Established: %s", ", ".join(waiting))
+        return not waiting
+
+    fix = "kubectl get crd <name> -o yaml: its conditions say why (NamesAccepted False: a name another CRD has)."
+    retry.wait_until(established, deadline, interval=1.0, fix=fix)
 
 
 # ---------------------------------------------------------------- readiness

@@ -35,7 +35,17 @@ from typing import Any
 import yaml
 
 from . import jobspec, sandbox, versions
-from .config import PROJECT_ROOT, RAY_POOL_LABEL, RAY_POOL_TAINT, TRAINING_SKIP_DIRS, Config, links_leaving, ray_version, start_deadline
+from .config import (
+    PROJECT_ROOT,
+    RAY_POOL_LABEL,
+    RAY_POOL_TAINT,
+    TRAINING_SKIP_DIRS,
+    CommonOptions,
+    Config,
+    links_leaving,
+    ray_version,
+    start_deadline,
+)
 from .errors import UserError
 from .rundir import MANAGED_BY, RUN_LABEL, RunIdentity
 
@@ -60,12 +70,6 @@ CONFIGMAP_LIMIT_BYTES = 1024 * 1024 - 16 * 1024
 # Ray's own pip options for a runtime environment (ray/_private/runtime_env/pip.py in Ray 2.60), which a
 # pip_install_options list replaces: --no-cache-dir keeps a 190 MB wheel out of every node's disk cache twice.
 RAY_PIP_DEFAULTS = ("--disable-pip-version-check", "--no-cache-dir")
-# PyTorch's index of CPU-only wheels; pip prefers its `+cpu` build for a plain `torch==X` pin.
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-
-# How long after the Ray cluster a lost run's RayJob is deleted (manifests/rayjob.yaml: 1800 s, then 3600 s).
-DELETE_SELF_AFTER_CLUSTER_SECONDS = 1800
-
 # Kueue's label naming the LocalQueue a job waits in (Kueue v0.17, pkg/controller/constants).
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 # With a queue, how long after the job ends KubeRay deletes the Ray cluster (ttlSecondsAfterFinished). Kueue
@@ -284,6 +288,17 @@ def load_base() -> dict[str, Any]:
         return json.loads(json.dumps(yaml.safe_load(handle)))
 
 
+def deletion_ttls(common: CommonOptions) -> tuple[int, int]:
+    """(DeleteCluster, DeleteSelf) seconds after the job ends: the rules that clean up a run cleanup never reached.
+
+    The Ray cluster (what costs) goes first, at half of --lost-run-ttl, or at --keep-cluster-ttl when the
+    user keeps it; the RayJob (the verdict, for whoever looks) half a --lost-run-ttl after the cluster.
+    KubeRay 1.7 refuses a DeleteSelf TTL shorter than the DeleteCluster one.
+    """
+    cluster_ttl = common.keep_cluster_ttl if common.keep_cluster else common.lost_run_ttl // 2
+    return cluster_ttl, cluster_ttl + (common.lost_run_ttl - common.lost_run_ttl // 2)
+
+
 def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, str]], base: dict[str, Any] | None = None) -> dict[str, Any]:
     kube, training = cfg.kube, cfg.training
     job = copy.deepcopy(base if base is not None else load_base())
@@ -296,15 +311,9 @@ def render_rayjob(cfg: Config, run: RunIdentity, volume_items: list[dict[str, st
     # cluster that never starts ends with PreRunningDeadlineExceeded, not as a job that ran too long.
     spec["activeDeadlineSeconds"] = cfg.common.timeout
     spec["preRunningDeadlineSeconds"] = start_deadline(cfg.common)
-    if cfg.common.keep_cluster:
-        # The user asked to keep the cluster: KubeRay still deletes it, --keep-cluster-ttl after the job
-        # ends, and the RayJob (DeleteSelf) as long after that as the base keeps between the two.
-        for rule in spec.get("deletionStrategy", {}).get("deletionRules", []):
-            condition = rule["condition"]
-            if rule["policy"] == "DeleteSelf":
-                condition["ttlSeconds"] = cfg.common.keep_cluster_ttl + DELETE_SELF_AFTER_CLUSTER_SECONDS
-            else:
-                condition["ttlSeconds"] = cfg.common.keep_cluster_ttl
+    cluster_ttl, self_ttl = deletion_ttls(cfg.common)
+    for rule in spec.get("deletionStrategy", {}).get("deletionRules", []):
+        rule["condition"]["ttlSeconds"] = self_ttl if rule["policy"] == "DeleteSelf" else cluster_ttl
 
     if kube.queue_name:
         queue(job, kube.queue_name)

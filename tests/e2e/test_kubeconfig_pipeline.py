@@ -412,3 +412,115 @@ def test_two_concurrent_runs_with_racing_operator_installs_both_succeed(run_env,
     # Each run's operator step either installed or found the same release: neither undid the other's.
     assert all("another operation is in progress" not in stderr for stderr in results)
     assert not kube_api.list_namespaced_config_map(namespace, label_selector="app.kubernetes.io/managed-by=aks-ray").items
+
+
+# ------------------------------------------------- a lost runner (issue 13, point 7)
+
+LOST_RUN_TTL_SECONDS = 20
+QUICK_TRAINING = 'print("AKS_RAY_E2E a run whose runner is lost", flush=True)\n'
+
+
+def run_objects(kube_api, namespace: str, job_name: str) -> dict[str, list[str]]:
+    """What of the run is still in its (per-test) namespace, by kind; empty lists when it is all gone."""
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(kube_api.api_client)
+    selector = f"aks-ray.io/run={job_name}"
+
+    def names(items) -> list[str]:
+        return [item["metadata"]["name"] if isinstance(item, dict) else item.metadata.name for item in items]
+
+    return {
+        "RayJob": names(custom.list_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs")["items"]),
+        # The RayCluster, its head and worker pods, the submitter Job's pods, the token Secret: all of the namespace's.
+        "RayCluster": names(custom.list_namespaced_custom_object("ray.io", "v1", namespace, "rayclusters")["items"]),
+        "Pod": names(kube_api.list_namespaced_pod(namespace).items),
+        "Job": names(client.BatchV1Api(kube_api.api_client).list_namespaced_job(namespace).items),
+        "Secret": [name for name in names(kube_api.list_namespaced_secret(namespace).items) if name.startswith(job_name)],
+        "ConfigMap": names(kube_api.list_namespaced_config_map(namespace, label_selector=selector).items),
+        "NetworkPolicy": names(
+            client.NetworkingV1Api(kube_api.api_client).list_namespaced_network_policy(namespace, label_selector=selector).items
+        ),
+    }
+
+
+def test_a_lost_runner_leaves_nothing_after_the_ttls(run_env, kube_api, namespace, tmp_path):
+    """`aks-ray run` killed (SIGKILL: no collect, no cleanup) once its RayJob exists: KubeRay's rules remove it all.
+
+    A training that prints one line and ends, so the job reaches SUCCEEDED as soon as its
+    cluster is up; then the DeleteCluster rule (half of --lost-run-ttl) and the DeleteSelf
+    rule (--lost-run-ttl), whose RayJob owns the submitter Job, the ConfigMap and the
+    NetworkPolicy, must leave the namespace empty of the run.
+    """
+    import signal
+    import time
+    import uuid
+
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(kube_api.api_client)
+    training = tmp_path / "quick-training"
+    training.mkdir()
+    (training / "quick.py").write_text(QUICK_TRAINING)
+    job_name = f"lost-{uuid.uuid4().hex[:6]}"
+    env = {
+        **run_env,
+        "AKS_RAY_TRAINING_DIR": str(training),
+        "AKS_RAY_ENTRYPOINT": "python quick.py",
+        "AKS_RAY_JOB_NAME": job_name,
+        "AKS_RAY_LOST_RUN_TTL": f"{LOST_RUN_TTL_SECONDS}s",
+    }
+    if os.environ.get("AKS_RAY_E2E_TORCH_IMAGE"):
+        env["AKS_RAY_RAY_IMAGE"] = os.environ["AKS_RAY_E2E_TORCH_IMAGE"]  # no pip runtime environment to wait for
+    log_path = tmp_path / "run.log"
+    started = time.monotonic()
+    with log_path.open("w") as log_file:
+        # Its own process group, so the kill takes whatever it started (helm) along, as a lost runner does.
+        run = subprocess.Popen(
+            [sys.executable, "-m", "aks_ray.cli", "run"], env=env, cwd=PROJECT_ROOT, stderr=log_file, start_new_session=True
+        )
+        try:
+            # Killed as soon as the RayJob exists and owns the ConfigMap (submit's last act).
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline:
+                assert run.poll() is None, f"the run ended before its RayJob was created: {log_path.read_text()[-3000:]}"
+                maps = kube_api.list_namespaced_config_map(namespace, label_selector=f"aks-ray.io/run={job_name}").items
+                if maps and maps[0].metadata.owner_references:
+                    break
+                time.sleep(1)
+            else:
+                pytest.fail(f"no RayJob {job_name} within 15 minutes: {log_path.read_text()[-3000:]}")
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+            run.wait(timeout=30)
+    killed_at = time.monotonic()
+    log = log_path.read_text()
+    sys.stderr.write(log[-5000:])
+    assert run.returncode == -signal.SIGKILL
+    assert f"created RayJob {namespace}/{job_name}" in log
+    steps_file = Path(env["AKS_RAY_OUTPUT_DIR"]) / "steps.json"
+    steps = json.loads(steps_file.read_text())["steps"] if steps_file.is_file() else []
+    assert not {"collect", "cleanup"} & {s["step"] for s in steps}, "the runner was lost before collect and cleanup"
+
+    # The job ends on its own, then the rules: within the pre-running deadline (10 m) plus the TTL and pod shutdowns.
+    seen_statuses: list[str] = []
+    deadline = time.monotonic() + 600 + LOST_RUN_TTL_SECONDS + 180
+    while True:
+        left = run_objects(kube_api, namespace, job_name)
+        if left["RayJob"]:
+            job = custom.get_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", job_name)
+            job_status = job.get("status") or {}
+            status = f"{job_status.get('jobStatus', '')}/{job_status.get('jobDeploymentStatus', '')}"
+            if not seen_statuses or seen_statuses[-1] != status:
+                seen_statuses.append(status)
+        if not any(left.values()):
+            break
+        assert time.monotonic() < deadline, f"still there after {time.monotonic() - killed_at:.0f} s: {left}"
+        time.sleep(2)
+    gone_after = time.monotonic() - killed_at
+    sys.stderr.write(
+        f"lost runner: killed {killed_at - started:.0f} s after start; everything gone {gone_after:.0f} s after the kill; "
+        f"job statuses seen: {seen_statuses}\n"
+    )
+    assert "SUCCEEDED/Complete" in seen_statuses, f"the job ended on its own and a rule for a finished job removed it: {seen_statuses}"

@@ -58,6 +58,8 @@ class FakeCluster:
         self.suspend_script: list[bool] = []
         # kind -> the message a server-side dry run answers with (an admission or CRD rule refusing it).
         self.refuse_dry_run: dict[str, str] = {}
+        # CustomResourceDefinitions by name, as a server-side apply left them (Established at once).
+        self.crds: dict[str, dict[str, Any]] = {}
 
     # -- the handler's view
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any, content_type: str = "") -> tuple[int, Any]:
@@ -96,6 +98,11 @@ class FakeCluster:
                 return 200, store[key]
             if m := re.fullmatch(r"/apis/kueue.x-k8s.io/(v1beta2|v1beta1)/namespaces/([^/]+)/workloads", path):
                 return self.workloads(m[1], m[2], selector)
+            if m := re.fullmatch(r"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/([^/]+)", path):
+                if method == "PATCH":
+                    self.patches.append(("customresourcedefinitions", m[1], content_type, body))
+                    self.crds[m[1]] = {**body, "status": {"conditions": [{"type": "Established", "status": "True"}]}}
+                return (200, self.crds[m[1]]) if m[1] in self.crds else self.not_found()
             if m := re.fullmatch(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?", path):
                 return self.lease(method, m[1], m[2], body)
             if m := re.fullmatch(SANDBOX_COLLECTIONS, path):

@@ -55,6 +55,8 @@ OPTION_SETS = {
     "no-quota-no-blocked-ranges": {"AKS_RAY_NAMESPACE_QUOTA": "none", "AKS_RAY_EGRESS_BLOCKED_CIDRS": "none"},
     "kueue-queue": {"AKS_RAY_QUEUE_NAME": "aks-ray-queue", "AKS_RAY_TIMEOUT": "20m"},
     "keep-cluster-ttl": {"AKS_RAY_KEEP_CLUSTER": "true", "AKS_RAY_KEEP_CLUSTER_TTL": "168h"},
+    "lost-run-ttl-longest-kept": {"AKS_RAY_KEEP_CLUSTER": "true", "AKS_RAY_KEEP_CLUSTER_TTL": "168h", "AKS_RAY_LOST_RUN_TTL": "168h"},
+    "lost-run-ttl-shortest": {"AKS_RAY_LOST_RUN_TTL": "1s"},
     "github-context": {
         "GITHUB_RUN_ID": "9876543210",
         "GITHUB_RUN_ATTEMPT": "3",

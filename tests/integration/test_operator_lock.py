@@ -9,6 +9,7 @@ import pytest
 from fake_kube import FakeCluster, serve, write_kubeconfig
 
 from aks_ray import config, kube, lease, operator, versions
+from aks_ray.config import PROJECT_ROOT
 from aks_ray.errors import DeadlineExceeded, OperationalError
 
 NS = "kuberay-system"
@@ -85,6 +86,7 @@ case "$1 $2" in
   "version --template") printf "v3.19.0" ;;
   "status kuberay-operator") cat "$STATUS_JSON" ;;
   "get values") cat "$VALUES_JSON" ;;
+  "show chart") cat "$3/Chart.yaml" ;;
   *) echo "$@" >> "$OTHER_CALLS"; echo "Error: looks like the repository cannot be reached" >&2; exit 1 ;;
 esac
 """
@@ -120,10 +122,47 @@ def fake_helm(tmp_path, monkeypatch):
 
 
 def test_the_same_chart_and_values_deployed_means_nothing_to_do_without_the_repository(tmp_path, fake, fake_helm):
-    _, kubeconfig = fake
+    cluster, kubeconfig = fake
     fake_helm()
     assert operator.install(cfg_for(tmp_path, kubeconfig)) is False
     assert not (tmp_path / "other-calls").exists(), "no chart was fetched, nothing installed"
+    assert cluster.requests == [], "no Kubernetes call either: no CRD applied, no lock taken"
+
+
+SHARED_CHART = PROJECT_ROOT.parent / "shared" / "fixtures" / f"kuberay-operator-{versions.KUBERAY_CHART_VERSION}"
+
+
+@pytest.mark.skipif(not (SHARED_CHART / "crds").is_dir(), reason=f"the shared chart fixture {SHARED_CHART} is absent")
+def test_a_chart_version_change_applies_every_crd_server_side_before_helm(tmp_path, fake, fake_helm):
+    """Release 1.6.1 deployed, the 1.7.0 chart wanted: its four CRDs applied as aks-ray, then helm with --skip-crds."""
+    cluster, kubeconfig = fake
+    fake_helm(version="1.6.1")
+    cfg = cfg_for(tmp_path, kubeconfig, AKS_RAY_KUBERAY_CHART=str(SHARED_CHART))
+    with pytest.raises(OperationalError):  # this helm cannot install: the upgrade it was asked for is written down
+        operator.install(cfg)
+    applied = [(name, content_type) for plural, name, content_type, _ in cluster.patches if plural == "customresourcedefinitions"]
+    expected = sorted(f"{plural}.ray.io" for plural in ("rayclusters", "raycronjobs", "rayjobs", "rayservices"))
+    assert applied == [(name, "application/apply-patch+yaml") for name in expected]
+    assert cluster.crds["rayjobs.ray.io"]["spec"]["names"]["kind"] == "RayJob"
+    upgrade = (tmp_path / "other-calls").read_text()
+    assert upgrade.startswith("upgrade kuberay-operator") and "--skip-crds" in upgrade
+    crd_done = max(i for i, (_, path) in enumerate(cluster.requests) if "customresourcedefinitions" in path)
+    assert crd_done < next(i for i, (method, path) in enumerate(cluster.requests) if method == "DELETE" and "leases" in path)
+
+
+@pytest.mark.parametrize(
+    ("release", "version", "applies"),
+    [
+        (None, "1.7.0", True),
+        (operator.Release("deployed", "kuberay-operator", "1.6.1", {}), "1.7.0", True),
+        (operator.Release("deployed", "kuberay-operator", "1.7.0", {"other": "values"}), "1.7.0", False),
+        (operator.Release("failed", "kuberay-operator", "1.7.0", {}), "1.7.0", False),
+        (operator.Release("deployed", "another-chart", "1.7.0", {}), "1.7.0", True),
+    ],
+    ids=["first-install", "version-change", "values-only", "failed-same-version", "another-chart"],
+)
+def test_crds_are_applied_on_a_first_install_and_a_version_change_only(release, version, applies):
+    assert operator.crds_change(release, version) is applies
 
 
 @pytest.mark.parametrize("status", ["pending-install", "pending-upgrade", "pending-rollback"])

@@ -91,6 +91,8 @@ BAD_INPUTS = [
     ("namespace-quota-bad-quantity", {"AKS_RAY_NAMESPACE_QUOTA": "requests.memory=lots"}, "--namespace-quota"),
     ("keep-cluster-ttl-too-long", {"AKS_RAY_KEEP_CLUSTER_TTL": "169h"}, "--keep-cluster-ttl"),
     ("keep-cluster-ttl-zero", {"AKS_RAY_KEEP_CLUSTER_TTL": "0"}, "--keep-cluster-ttl"),
+    ("lost-run-ttl-too-long", {"AKS_RAY_LOST_RUN_TTL": "169h"}, "--lost-run-ttl"),
+    ("lost-run-ttl-zero", {"AKS_RAY_LOST_RUN_TTL": "0"}, "--lost-run-ttl"),
     ("subscription-not-guid", {"AKS_RAY_AZURE_SUBSCRIPTION_ID": "my-subscription"}, "--azure-subscription-id"),
     ("client-id-not-guid", {"AKS_RAY_AZURE_CLIENT_ID": "abc"}, "--azure-client-id"),
     ("node-selector-no-value", {"AKS_RAY_NODE_SELECTOR": "pool"}, "--node-selector"),

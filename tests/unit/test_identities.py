@@ -90,6 +90,7 @@ CALLS = {
     "list_namespaced_pod": ("", "pods", "list"),
     "list_node": ("", "nodes", "list"),
     "read_custom_resource_definition": ("apiextensions.k8s.io", "customresourcedefinitions", "get"),
+    "patch_custom_resource_definition": ("apiextensions.k8s.io", "customresourcedefinitions", "patch"),
     "patch_namespaced_config_map": ("", "configmaps", "patch"),
     "patch_namespaced_network_policy": ("networking.k8s.io", "networkpolicies", "patch"),
     "read_namespace": ("", "namespaces", "get"),
@@ -113,6 +114,8 @@ NOT_FOR_PULL_REQUESTS = {
 # Calls of `operator install` only (the CRDs, the operator's Deployment in its own namespace), which a pull request's aks run skips.
 OPERATOR_ONLY = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "get"),
+    # The chart's CRDs, applied server-side on a first install or a chart version change: the cluster identity's.
+    ("apiextensions.k8s.io", "customresourcedefinitions", "patch"),
     ("apps", "deployments", "get"),
     # The install lock (lease.py), in the operator's namespace.
     *(("coordination.k8s.io", "leases", verb) for verb in ("create", "get", "update", "delete")),
@@ -273,3 +276,15 @@ def test_a_pull_requests_aks_run_leaves_the_operator_to_the_cluster(tmp_path, he
     assert ("uses the cluster's KubeRay operator as it is" in caplog.text) is not installs
     # Recorded as a step that succeeded, so the steps after it run.
     assert [(r.step, r.outcome) for r in cfg.run_dir.steps()] == [("operator", "success")]
+
+
+def test_the_crd_apply_is_reached_only_through_the_operator_step():
+    """The CRD patch (cluster identity only) lives in kube.apply_crd, which only operator.py calls; the test above
+    shows a pull request's aks run never calls the operator step, so it never reaches the patch."""
+    callers = {
+        path.name
+        for path in PACKAGE.glob("*.py")
+        if re.search(r"\bapply_crd\(|patch_custom_resource_definition\(", path.read_text(encoding="utf-8"))
+    }
+    assert callers == {"kube.py", "operator.py"}
+    assert "patch_custom_resource_definition(" not in (PACKAGE / "operator.py").read_text(encoding="utf-8")

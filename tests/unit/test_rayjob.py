@@ -306,6 +306,23 @@ def test_deletion_waits_for_collection_unless_kept(tmp_path):
     assert {r["condition"]["ttlSeconds"] for r in default_kept if r["policy"] == "DeleteCluster"} == {4 * 3600}
 
 
+@pytest.mark.parametrize(
+    ("env", "cluster_ttl", "self_ttl"),
+    [
+        pytest.param({}, 1800, 3600, id="defaults"),
+        pytest.param({"AKS_RAY_LOST_RUN_TTL": "20s"}, 10, 20, id="short"),
+        pytest.param({"AKS_RAY_LOST_RUN_TTL": "25s"}, 12, 25, id="odd"),
+        pytest.param(
+            {"AKS_RAY_KEEP_CLUSTER": "true", "AKS_RAY_KEEP_CLUSTER_TTL": "2h", "AKS_RAY_LOST_RUN_TTL": "10m"}, 7200, 7500, id="kept"
+        ),
+    ],
+)
+def test_lost_run_ttl_sets_when_kuberay_deletes_what_cleanup_never_reached(tmp_path, env, cluster_ttl, self_ttl):
+    rules = job_of(make_cfg(tmp_path, **env))["spec"]["deletionStrategy"]["deletionRules"]
+    assert {r["condition"]["ttlSeconds"] for r in rules if r["policy"] == "DeleteCluster"} == {cluster_ttl}
+    assert {r["condition"]["ttlSeconds"] for r in rules if r["policy"] == "DeleteSelf"} == {self_ttl}
+
+
 def test_configmap_carries_every_training_file(tmp_path):
     cfg = make_cfg(tmp_path)
     _, objects = render(cfg)
