@@ -22,11 +22,9 @@ up() {
   kubectl_ -n kueue-system rollout status deployment/kueue-controller-manager --timeout=180s >&2
   # Ready is not enough: the webhook serves once Kueue has written its own certificate into the
   # webhook configurations. A server-side dry run of a ResourceFlavor goes through that webhook.
-  wait_for "Kueue's webhook" 120 kubectl_ create --dry-run=server -f - <<'YAML'
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ResourceFlavor
-metadata: {name: aks-ray-kueue-probe}
-YAML
+  local probe="$STATE_DIR/kueue-probe.yaml"
+  printf 'apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\nmetadata: {name: aks-ray-kueue-probe}\n' >"$probe"
+  wait_for "Kueue's webhook" 180 kubectl_ create --dry-run=server -f "$probe"
   log "Kueue $KUEUE_VERSION is up"
 }
 
