@@ -11,12 +11,12 @@ working_dir. A ConfigMap holds at most 1 MiB, which is checked here, before
 anything is created.
 
 How torch gets into the Ray image (which has none): the job's runtime
-environment pip-installs the pinned torch with PyTorch's CPU index added. For
-`torch==X` pip then prefers the CPU build `X+cpu` (a local version sorts above
-the plain one), a single wheel (about 190 MB for recent releases; PyTorch's index
-cannot be reached from our build machines to measure 2.13.0's), over PyPI's
-default Linux wheel: measured for torch 2.13.0, 527 MB plus 2.2 GB of CUDA and
-triton wheels (2.72 GB to download, 3.9 GB installed). An image that already has torch X
+environment pip-installs the pinned torch, from PyPI, plus --torch-index-url
+when the workflow gives one. With an index of CPU-only wheels, pip prefers the
+CPU build `X+cpu` for `torch==X` (a local version sorts above the plain one), a
+single wheel (about 190 MB for recent releases), over PyPI's default Linux
+wheel: measured for torch 2.13.0, 527 MB plus 2.2 GB of CUDA and triton wheels
+(2.72 GB to download, 3.9 GB installed). An image that already has torch X
 (--ray-image) satisfies the pin without any download, so clusters without
 internet work with such an image. Ray caches the environment per node.
 """
