@@ -80,6 +80,12 @@ load_image() {
   for alias in "${@:2}"; do ctr_ images tag --force "$ref" "$alias" >/dev/null; done
 }
 
+# coredns_manifest: the CoreDNS manifest with this cluster's image, DNS address and domain (here and tests/kind).
+coredns_manifest() {
+  sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g" \
+    -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g" "$CLUSTER_DIR/manifests/coredns.yaml"
+}
+
 kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 # image_archive REF: the cached archive of an image, named after its reference.

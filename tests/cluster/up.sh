@@ -228,9 +228,7 @@ start_netpol() {
 }
 
 start_coredns() {
-  sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g" \
-    -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g" "$CLUSTER_DIR/manifests/coredns.yaml" |
-    kubectl_ apply -f - >/dev/null
+  coredns_manifest | kubectl_ apply -f - >/dev/null
   kubectl_ -n kube-system rollout status deployment/coredns --timeout=120s >&2
 }
 

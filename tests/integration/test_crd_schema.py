@@ -150,19 +150,8 @@ def test_status_fixtures_have_kuberays_shape(schema):
     objects = kuberay_objects()
     for name, job in objects.ALL_RAYJOBS.items():
         assert validate(job, schema) == [], name
-        # KubeRay 1.7's JobDeploymentStatus values (rayjob_types.go); "new" is a RayJob it has not written yet.
-        kuberay_1_7 = {
-            "Initializing",
-            "Running",
-            "Complete",
-            "Failed",
-            "ValidationFailed",
-            "Suspending",
-            "Suspended",
-            "Retrying",
-            "Waiting",
-        }
-        assert "status" not in job if name == "new" else job["status"]["jobDeploymentStatus"] in kuberay_1_7, name
+        written = objects.KUBERAY_1_7_DEPLOYMENT_STATUSES - {""}  # "new" is a RayJob KubeRay has not written yet
+        assert "status" not in job if name == "new" else job["status"]["jobDeploymentStatus"] in written, name
 
 
 def test_kuberay_1_7_has_no_deletion_rule_for_a_stopped_job(tmp_path, schema):

@@ -65,9 +65,7 @@ load_images() {
 }
 
 start_dns() {
-  sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g" \
-    -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g" "$CLUSTER_DIR/manifests/coredns.yaml" |
-    kubectl_kind apply -f - >/dev/null
+  coredns_manifest | kubectl_kind apply -f - >/dev/null
   kubectl_kind -n kube-system rollout status deployment/coredns --timeout=120s >&2
 }
 

@@ -146,6 +146,11 @@ QUEUED["spec"].update(suspend=True, shutdownAfterJobFinishes=True, ttlSecondsAft
 JUST_ADMITTED = copy.deepcopy(QUEUED)
 JUST_ADMITTED["spec"]["suspend"] = False
 
+# KubeRay 1.7's JobDeploymentStatus values (rayjob_types.go), "" being a RayJob it has not written yet.
+KUBERAY_1_7_DEPLOYMENT_STATUSES = frozenset(
+    {"", "Initializing", "Running", "Complete", "Failed", "ValidationFailed", "Suspending", "Suspended", "Retrying", "Waiting"}
+)
+
 ALL_RAYJOBS = {
     "queued": QUEUED,
     "just-admitted": JUST_ADMITTED,

@@ -15,6 +15,7 @@ from kuberay_objects import (
     HEALTHY_HEAD,
     INITIALIZING,
     JOB,
+    KUBERAY_1_7_DEPLOYMENT_STATUSES,
     PRE_RUNNING_DEADLINE,
     RUNNING,
     RUNNING_SUBMITTER,
@@ -62,19 +63,7 @@ def test_terminal_and_verdict_of_every_kuberay_state(name, terminal, verdict):
 
 def test_the_table_covers_every_deployment_status_of_kuberay_1_7():
     """Every JobDeploymentStatus constant of KubeRay 1.7's rayjob_types.go has a row above."""
-    kuberay_1_7 = {
-        "",
-        "Initializing",
-        "Running",
-        "Complete",
-        "Failed",
-        "ValidationFailed",
-        "Suspending",
-        "Suspended",
-        "Retrying",
-        "Waiting",
-    }
-    assert {JobState.of(obj).deployment for obj in ALL_RAYJOBS.values()} == kuberay_1_7
+    assert {JobState.of(obj).deployment for obj in ALL_RAYJOBS.values()} == KUBERAY_1_7_DEPLOYMENT_STATUSES
 
 
 @pytest.mark.parametrize("name", ["new", "initializing", "waiting", "running", "retrying", "suspending", "suspended"])
