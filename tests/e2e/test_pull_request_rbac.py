@@ -9,6 +9,7 @@ half, tests/unit/test_identities.py the union with Writer against the code.)
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -51,10 +52,31 @@ def bound_user(cluster, namespace):
         else:
             assert kind == "Namespace", kind  # the test's namespace stands in for it
     try:
+        wait_until_bindings_are_seen(authz, user, namespace)
         yield user, authz
     finally:
         for what, name in cluster_wide:
             (rbac.delete_cluster_role if what == "role" else rbac.delete_cluster_role_binding)(name)
+
+
+RBAC_CACHE_DEADLINE_S = 30.0
+
+
+def wait_until_bindings_are_seen(authz, user: str, namespace: str) -> None:
+    """Wait until the API server's authorizer answers with the new bindings.
+
+    The RBAC authorizer reads bindings from an informer cache, so a review sent right
+    after the create can be answered without them (CI saw "nodes list" refused once).
+    Until both bindings are seen, a refusal proves nothing, so the tests start after.
+    """
+    deadline = time.monotonic() + RBAC_CACHE_DEADLINE_S
+    while not (
+        allowed(authz, user, namespace, "ray.io", "rayjobs", "create")
+        and allowed(authz, user, None, "", "nodes", "list")
+    ):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the API server did not grant the manifest's calls within {RBAC_CACHE_DEADLINE_S:.0f} s")
+        time.sleep(0.5)
 
 
 def allowed(authz, user: str, namespace: str | None, group: str, resource: str, verb: str) -> bool:
