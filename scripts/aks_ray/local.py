@@ -21,13 +21,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gha, jobspec, signals
+from . import gha, jobspec, metrics, phases, signals
 from .config import Config
 from .errors import EXIT_INTERRUPTED, DeadlineExceeded, OperationalError
 from .metrics import ProgressAnnouncer
@@ -169,10 +170,13 @@ class LocalRayHead:
         """Stop exactly the processes we started (not `ray stop`, which stops every Ray on the machine)."""
         if self.process is not None:
             log.info("stopping the local Ray head (pid %d)", self.process.pid)
-            # The job is over and the session is throwaway. gcs_server and the
-            # `ray start --block` parent ignore SIGTERM (`ray stop` waits 16 s and
-            # then kills them too), so a short grace costs nothing.
-            terminate_group(self.process, grace=3)
+            # The job is over and the session is throwaway. The dashboard and its
+            # agents exit on SIGTERM within a fraction of a second; the `ray start
+            # --block` parent, gcs_server, raylet, the autoscaler's monitor and the
+            # runtime-env agent ignore it (`ray stop` waits 16 s and then kills them
+            # too), so they are killed as soon as the others are gone (settle), and
+            # this returns once no process of the head runs.
+            terminate_group(self.process, grace=3, settle=0.5)
             self.process = None
         shutil.rmtree(self.auth_dir, ignore_errors=True)
 
@@ -261,11 +265,14 @@ def run(cfg: Config) -> int:
     streamer: LogStreamer | None = None
     client = None
     interrupted = False
+    moments: dict[str, float] = {}  # the phases aks-ray sees itself (phases.local_job_phases)
 
     with signals.sigterm_as_interrupt():
         try:
             with gha.group("Start a local Ray head"), run_dir.phase("ray start"):
+                moments[phases.HEAD_STARTING] = time.time()
                 head.start(deadline)
+                moments[phases.HEAD_READY] = time.time()
             with gha.group("Submit the training job"), run_dir.phase("submit"):
                 client = retry(
                     lambda: JobSubmissionClient(head.dashboard_url, headers=head.auth_headers),
@@ -303,7 +310,8 @@ def run(cfg: Config) -> int:
             gha.error(str(exc), title="aks-ray: local run failed")
         finally:
             with gha.group("Collect outputs"), run_dir.phase("collect"):
-                collect(client, outcome, streamer, artifacts_dir(cfg), run_dir)
+                job_info = collect(client, outcome, streamer, artifacts_dir(cfg), run_dir)
+            moments[phases.OUTPUTS_COLLECTED] = time.time()
             if cfg.common.keep_cluster and head.process is not None:
                 announce_kept_cluster(head, outcome)
             else:
@@ -312,7 +320,9 @@ def run(cfg: Config) -> int:
                 )
                 with run_dir.phase("ray stop"):
                     head.stop()
+                moments[phases.HEAD_STOPPED] = time.time()
                 copy_ray_logs(head.temp_dir, output_dir)
+            record_job_phases(run_dir, moments, job_info)
             write_outputs(cfg, outcome)
 
     log.info("status %s; outputs in %s", outcome.status, output_dir)
@@ -321,8 +331,11 @@ def run(cfg: Config) -> int:
     return 0 if outcome.status == SUCCEEDED else 1
 
 
-def collect(client, outcome: RunOutcome, streamer: LogStreamer | None, artifacts: Path, run_dir: RunDir) -> None:
-    """job.log (whole, from Ray, or what was streamed) and model.pt, whatever state the job is in."""
+def collect(client, outcome: RunOutcome, streamer: LogStreamer | None, artifacts: Path, run_dir: RunDir):
+    """job.log (whole, from Ray, or what was streamed) and model.pt, whatever state the job is in.
+
+    Returns the Jobs API's record of the job (JobDetails, for its start and end times), or None.
+    """
     if client is not None and outcome.job_id and outcome.status in (STOPPED, TIMED_OUT):
         with contextlib.suppress(Exception):
             client.stop_job(outcome.job_id)
@@ -343,6 +356,22 @@ def collect(client, outcome: RunOutcome, streamer: LogStreamer | None, artifacts
         shutil.copy2(model, run_dir.model)
     if outcome.status != SUCCEEDED and not outcome.error:
         outcome.error = "\n".join((text or "").splitlines()[-25:])
+    if client is None or not outcome.job_id:
+        return None
+    try:
+        return retry(lambda: client.get_job_info(outcome.job_id), what="reading the job's record", attempts=3)
+    except Exception as exc:  # the times are a figure; without them the phases list is shorter
+        log.warning("could not read the job's record (%s); its submission and end are left out of the phases", exc)
+        return None
+
+
+def record_job_phases(run_dir: RunDir, moments: dict[str, float], job_info) -> None:
+    """timings.json's `job_phases` for the local run: aks-ray's own moments, the Jobs API's and the training's."""
+    training = metrics.parse_log(run_dir.read_job_log())
+    found = phases.local_job_phases(moments, job_info, training.epochs, training.driver)
+    run_dir.save_job_phases([p.to_json() for p in found])
+    if found:
+        log.info("phases (seconds since `ray start`): %s", ", ".join(f"{p.phase} {p.seconds:.1f}" for p in found))
 
 
 def copy_ray_logs(temp_dir: Path, output_dir: Path) -> None:

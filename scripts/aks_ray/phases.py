@@ -7,6 +7,10 @@ status (KubeRay 1.7's RayJobStatus), and the wall-clock times the training
 prints in its AKS_RAY_METRICS records (training/train_mnist.py). Each phase is
 given in seconds since the RayJob was created.
 
+The local target (local.py) has no RayJob and no pods: its phases count from the
+moment `aks-ray` began starting its Ray head, and take the job's submission and
+end from the Ray Jobs API's record of it (local_job_phases, LOCAL_ORDER).
+
 Pure functions of the objects `collect` reads before `cleanup` deletes them.
 Whatever a run did not get to (a job that failed before any pod started) is
 left out: the list is partial, never an error. Kubernetes timestamps have
@@ -71,6 +75,38 @@ SOURCES = {
     JOB_ENDED: "RayJob status.endTime",
     OUTPUTS_COLLECTED: "the collector, once logs and model were copied",
 }
+
+# The local target's own ends: its origin and the head's stop (the other phases are the ones above).
+HEAD_STARTING = "Ray head starting"
+HEAD_STOPPED = "Ray head stopped"
+
+LOCAL_ORDER = (
+    HEAD_STARTING,
+    HEAD_READY,
+    JOB_SUBMITTED,
+    RUNTIME_ENV_READY,
+    WORKERS_UP,
+    FIRST_EPOCH_DONE,
+    LAST_EPOCH_DONE,
+    JOB_ENDED,
+    OUTPUTS_COLLECTED,
+    HEAD_STOPPED,
+)
+
+LOCAL_SOURCES = {
+    **SOURCES,
+    HEAD_STARTING: "aks-ray, as it ran `ray start`",
+    HEAD_READY: "aks-ray, once the head's dashboard answered",
+    JOB_SUBMITTED: "the Ray Jobs API's start_time for the job",
+    JOB_ENDED: "the Ray Jobs API's end_time for the job",
+    HEAD_STOPPED: "aks-ray, once every process of the head had exited",
+}
+
+
+def sources(target: str) -> Mapping[str, str]:
+    """What each phase's time is taken from, on this target."""
+    return LOCAL_SOURCES if target == "local" else SOURCES
+
 
 SUBMITTER_CONTAINER = "ray-job-submitter"  # KubeRay's name for it, in a Job's pod or (SidecarMode) the head's
 
@@ -233,10 +269,43 @@ def job_phases(
     moments = {**rayjob_moments(rayjob), **pod_moments(pods), **training_moments(epochs, driver)}
     if collected_at is not None:
         moments[OUTPUTS_COLLECTED] = collected_at
-    created = moments.get(RAYJOB_CREATED)
-    if created is None:
+    return _since_origin(moments, ORDER)
+
+
+def local_job_phases(
+    aks_ray_moments: Mapping[str, float],
+    job_info: Any = None,
+    epochs: Sequence[Mapping[str, Any]] = (),
+    driver: Mapping[str, Any] | None = None,
+) -> list[JobPhase]:
+    """The local target's phases in LOCAL_ORDER, in seconds since HEAD_STARTING; [] without that origin.
+
+    `aks_ray_moments` are the ones local.py saw itself (HEAD_STARTING, HEAD_READY,
+    OUTPUTS_COLLECTED, HEAD_STOPPED); `job_info` is the Jobs API's JobDetails (or its
+    dict), whose start_time and end_time are milliseconds since the epoch.
+    """
+    moments = {**training_moments(epochs, driver), **aks_ray_moments}
+    for name, key in ((JOB_SUBMITTED, "start_time"), (JOB_ENDED, "end_time")):
+        value = _seconds(job_info.get(key) if isinstance(job_info, Mapping) else getattr(job_info, key, None))
+        if value:  # Ray writes 0 or None for a time it has not reached
+            moments[name] = value / 1000.0
+    return _since_origin(moments, LOCAL_ORDER)
+
+
+def _since_origin(moments: Mapping[str, float], order: Sequence[str]) -> list[JobPhase]:
+    """The moments present, in `order`, in seconds since the first name of `order` (none when that one is missing)."""
+    origin = moments.get(order[0])
+    if origin is None:
         return []
-    return [JobPhase(name, round(moments[name] - created, 3), _iso(moments[name])) for name in ORDER if name in moments]
+    return [JobPhase(name, round(moments[name] - origin, 3), _iso(moments[name])) for name in order if name in moments]
+
+
+def origin(phases: Iterable[Mapping[str, Any]]) -> str | None:
+    """The phase the others count from (the list's first: RayJob created, or Ray head starting)."""
+    for p in phases:
+        if isinstance(p, Mapping) and "phase" in p:
+            return str(p["phase"])
+    return None
 
 
 def _iso(seconds: float) -> str:
@@ -245,7 +314,7 @@ def _iso(seconds: float) -> str:
 
 
 def seconds_of(phases: Iterable[Mapping[str, Any]]) -> dict[str, float]:
-    """timings.json's `job_phases` list as {phase: seconds since the RayJob was created}."""
+    """timings.json's `job_phases` list as {phase: seconds since the origin (the RayJob's creation, or the local head's start)}."""
     return {
         str(p["phase"]): float(p["seconds"])
         for p in phases
@@ -254,5 +323,5 @@ def seconds_of(phases: Iterable[Mapping[str, Any]]) -> dict[str, float]:
 
 
 def startup_seconds(phases: Iterable[Mapping[str, Any]]) -> float | None:
-    """The start-up: from the RayJob's creation to the first epoch's start on the workers, if it got that far."""
+    """The start-up: from the origin (the RayJob's creation, the local head's start) to the first epoch's start on the workers."""
     return seconds_of(phases).get(WORKERS_UP)

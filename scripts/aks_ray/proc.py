@@ -251,29 +251,67 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
-def terminate_group(process: subprocess.Popen, grace: float = 10.0) -> None:
+def terminate_group(process: subprocess.Popen, grace: float = 10.0, settle: float | None = None) -> None:
     """SIGTERM the whole process group, then SIGKILL whatever is left after `grace` s.
 
     The group, not just the leader: a leader may exit before its children do,
     and those children are exactly what must not be left running.
+
+    With `settle`, SIGKILL comes as soon as the group's living processes have not
+    changed for that long: a group some of whose members ignore SIGTERM (a Ray head)
+    then costs the time its other members take to exit, not the whole grace.
+    Either way this returns once none of the group's processes is running.
     """
     try:
         os.killpg(process.pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         process.poll()
         return
-    _kill_group_after(process, grace)
+    _kill_group_after(process, grace, settle)
 
 
-def _kill_group_after(process: subprocess.Popen, grace: float) -> None:
-    """Give the process group `grace` s to be gone, then SIGKILL what is left, and reap the leader."""
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and group_alive(process):
+def _kill_group_after(process: subprocess.Popen, grace: float, settle: float | None = None) -> None:
+    """Give the process group `grace` s to be gone (or to settle), then SIGKILL what is left, and wait for it to exit."""
+    now = time.monotonic()
+    deadline, last, unchanged_since = now + grace, None, now
+    while now < deadline and group_alive(process):
+        living = living_members(process.pid) if settle is not None else None
+        if living is not None:
+            if living != last:
+                last, unchanged_since = living, now
+            elif now - unchanged_since >= settle:
+                break  # what is still running ignores SIGTERM: waiting longer changes nothing
         time.sleep(POLL_INTERVAL)
+        now = time.monotonic()
     if group_alive(process):
         _signal_group(process, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace)
+    # SIGKILL is delivered at once but a process exits a moment later: return only once none runs.
+    gone_by = time.monotonic() + grace
+    while time.monotonic() < gone_by and living_members(process.pid):
+        time.sleep(POLL_INTERVAL / 2)
+
+
+def living_members(pgid: int) -> frozenset[int] | None:
+    """The PIDs of process group `pgid` that have not exited (zombies left out); None where /proc cannot tell."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    living = set()
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'.
+                state, _ppid, pgrp = handle.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            living.add(int(entry))
+    return frozenset(living)
 
 
 def group_alive(process: subprocess.Popen) -> bool:

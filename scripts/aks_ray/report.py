@@ -121,6 +121,7 @@ def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, timings: Timings,
     train_seconds = epochs["seconds"] if epochs["seconds"] is not None else final.get("train_seconds")
     throughput = epochs["samples_per_second"] if epochs["samples_per_second"] is not None else final.get("samples_per_second")
     startup = phases.startup_seconds(timings.job_phases)
+    origin = phases.origin(timings.job_phases)
     lines += [
         "| | |",
         "| --- | --- |",
@@ -128,7 +129,7 @@ def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, timings: Timings,
         f"| test accuracy | **{_fmt(accuracy and 100 * accuracy, '.2f')}%** |",
         f"| training time (the epochs) | {_fmt(train_seconds, '.1f')} s |",
         f"| throughput (the epochs) | {_fmt(throughput, ',.0f')} samples/s |",
-        *([f"| start-up (RayJob created to the first epoch's start) | {startup:.1f} s |"] if startup is not None else []),
+        *([f"| start-up ({origin} to the first epoch's start) | {startup:.1f} s |"] if startup is not None else []),
         f"| dataset | {dataset.get('name', 'unknown')} ({dataset.get('train_size', '?')} train / {dataset.get('test_size', '?')} test) |",
         f"| job | `{outcome.job_name or outcome.job_id or '–'}` |",
         f"| total time | {timings.total:.1f} s |",
@@ -151,13 +152,13 @@ def summary_markdown(doc: dict[str, Any], outcome: RunOutcome, timings: Timings,
         lines += [
             "### Phases of the run",
             "",
-            "From the cluster's and the job's own timestamps, in seconds since the RayJob was created.",
+            f"From the {'run' if outcome.target == 'local' else 'cluster'}'s and the job's own timestamps, in seconds since: {origin}.",
             "",
             "| phase | seconds | from |",
             "| --- | ---: | --- |",
         ]
         lines += [
-            f"| {p['phase']} | {p['seconds']:.1f} | {phases.SOURCES.get(p['phase'], '')} |"
+            f"| {p['phase']} | {p['seconds']:.1f} | {phases.sources(outcome.target).get(p['phase'], '')} |"
             for p in timings.job_phases
             if isinstance(p.get("seconds"), (int, float))
         ]

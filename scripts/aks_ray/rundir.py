@@ -14,6 +14,7 @@ module, which knows the layout:
     timings.json        seconds per step, every step that ran, and the total; on Kubernetes also
                         `job_phases`: when each phase of the run happened, from the cluster's and
                         the job's own timestamps (phases.py), in seconds since the RayJob was created
+                        (local target: since `aks-ray` began starting its Ray head)
     summary.md          the Markdown summary, also the job's step summary
     training-curves.png loss and accuracy per epoch
     k8s/                what `collect` gathered from the cluster
@@ -112,7 +113,7 @@ class StepRecord:
 class Timings:
     """Seconds per phase, in the order the phases ran; persisted in timings.json by RunDir.record_phase.
 
-    `job_phases` (Kubernetes targets) is phases.job_phases' list as JSON: [{phase, seconds, at}, ...].
+    `job_phases` is phases.job_phases' (local: phases.local_job_phases') list as JSON: [{phase, seconds, at}, ...].
     """
 
     phases: dict[str, float] = field(default_factory=dict)

@@ -70,10 +70,7 @@ def wait_until_bindings_are_seen(authz, user: str, namespace: str) -> None:
     Until both bindings are seen, a refusal proves nothing, so the tests start after.
     """
     deadline = time.monotonic() + RBAC_CACHE_DEADLINE_S
-    while not (
-        allowed(authz, user, namespace, "ray.io", "rayjobs", "create")
-        and allowed(authz, user, None, "", "nodes", "list")
-    ):
+    while not (allowed(authz, user, namespace, "ray.io", "rayjobs", "create") and allowed(authz, user, None, "", "nodes", "list")):
         if time.monotonic() > deadline:
             pytest.fail(f"the API server did not grant the manifest's calls within {RBAC_CACHE_DEADLINE_S:.0f} s")
         time.sleep(0.5)

@@ -5,6 +5,7 @@ Each test starts and stops its own Ray cluster (about 30-60 s on two cores).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import pytest
 pytest.importorskip("ray", reason="the local target needs the training extra: pip install -e '.[train]'")
 import torch
 
-from aks_ray import local
+from aks_ray import local, phases
 from aks_ray.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,6 +34,23 @@ def known_token(monkeypatch):
     monkeypatch.setattr(local.secrets, "token_hex", lambda n: KNOWN_TOKEN)
 
 
+@pytest.fixture
+def ray_temp_dirs(monkeypatch) -> list[Path]:
+    """The Ray temp dirs the run's heads use: every Ray process of a run names its own on its command line.
+
+    (Not the output folder: a deep one gets a short temp dir elsewhere, local.ray_temp_dir.)
+    """
+    chosen: list[Path] = []
+    real = local.ray_temp_dir
+
+    def recording(output_dir: Path) -> Path:
+        chosen.append(real(output_dir))
+        return chosen[-1]
+
+    monkeypatch.setattr(local, "ray_temp_dir", recording)
+    return chosen
+
+
 def ray_processes_using(path: Path) -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if str(path) in line and "pytest" not in line]
@@ -44,7 +62,7 @@ def assert_no_secret_in(folder: Path) -> None:
             assert KNOWN_TOKEN.encode() not in path.read_bytes(), f"the Ray token leaked into {path}"
 
 
-def test_trains_on_the_sample_and_writes_every_output(tmp_path, monkeypatch, known_token):
+def test_trains_on_the_sample_and_writes_every_output(tmp_path, monkeypatch, known_token, ray_temp_dirs):
     out = tmp_path / "out"
     github_output, summary = tmp_path / "github_output", tmp_path / "step_summary"
     monkeypatch.setenv("GITHUB_OUTPUT", str(github_output))
@@ -76,13 +94,23 @@ def test_trains_on_the_sample_and_writes_every_output(tmp_path, monkeypatch, kno
 
     timings = json.loads((out / "timings.json").read_text())
     assert {"ray start", "submit", "train", "collect", "ray stop"} <= set(timings)
+    # The run's phases, every one of them, in the order a run goes through them, counted from `ray start`.
+    found = [(p["phase"], p["seconds"]) for p in timings["job_phases"]]
+    assert [name for name, _ in found] == list(phases.LOCAL_ORDER)
+    assert found[0][1] == 0 and all(a[1] <= b[1] for a, b in itertools.pairwise(found)), found
+    seconds = dict(found)
+    # The epochs are a small part of the run: the start-up is its own figure, the epochs' the training's.
+    assert 0 < seconds["last epoch done"] - seconds["Ray Train workers up"] < seconds["Ray Train workers up"]
     text = (out / "summary.md").read_text()
+    assert f"| start-up (Ray head starting to the first epoch's start) | {seconds['Ray Train workers up']:.1f} s |" in text
     assert "SUCCEEDED" in text and "SAMPLE" in text and "| 2 |" in text
     assert summary.read_text().strip() == text.strip()
     outputs = github_output.read_text()
     assert "job-status=SUCCEEDED" in outputs and f"test-accuracy={doc['final']['test_accuracy']:.4f}" in outputs
     assert (out / "training-curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_no_secret_in(out)
+    # Right as the command returns (issue 15: `pgrep raylet` found the run's raylet and gcs_server alive).
+    assert ray_temp_dirs and not ray_processes_using(ray_temp_dirs[0]), "no process of the run's Ray head is left"
     assert not ray_processes_using(out), "the Ray head must be stopped"
 
 

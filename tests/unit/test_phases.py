@@ -175,3 +175,70 @@ def test_collect_survives_objects_of_a_shape_never_seen(tmp_path: Path):
     odd = {"metadata": {"creationTimestamp": "2026-12-02T00:32:26Z"}, "status": {"rayClusterStatus": {"conditions": "not a list"}}}
     collect.record_job_phases(cfg, odd, [{"metadata": "not a dict"}], collected_at=utc("2026-12-02T00:37:41"))
     assert cfg.run_dir.timings().job_phases == []
+
+
+# ------------------------------------------------------------------ the local target
+
+HEAD_STARTING = utc("2026-12-02T07:00:00")
+
+
+def local_moments(**later: float) -> dict[str, float]:
+    return {phases.HEAD_STARTING: HEAD_STARTING, **{name: HEAD_STARTING + s for name, s in later.items()}}
+
+
+def test_the_local_phases_count_from_the_head_start_and_take_the_job_times_from_the_jobs_api():
+    moments = local_moments()
+    moments[phases.HEAD_READY] = HEAD_STARTING + 4.2
+    moments[phases.OUTPUTS_COLLECTED] = HEAD_STARTING + 40.0
+    moments[phases.HEAD_STOPPED] = HEAD_STARTING + 41.5
+    # The Jobs API's JobDetails: milliseconds since the epoch.
+    job_info = {"start_time": int((HEAD_STARTING + 5.0) * 1000), "end_time": int((HEAD_STARTING + 38.0) * 1000)}
+    driver = {"kind": "driver", "started_at": HEAD_STARTING + 7.5}
+    epochs = [
+        {"kind": "epoch", "epoch": 1, "seconds": 1.5, "finished_at": HEAD_STARTING + 30.0},
+        {"kind": "epoch", "epoch": 2, "seconds": 1.4, "finished_at": HEAD_STARTING + 31.4},
+    ]
+    found = phases.local_job_phases(moments, job_info, epochs, driver)
+    assert [p.phase for p in found] == list(phases.LOCAL_ORDER)
+    assert as_dict(found) == {
+        "Ray head starting": 0.0,
+        "Ray head ready": 4.2,
+        "job submitted": 5.0,
+        "runtime env ready": 7.5,
+        "Ray Train workers up": 28.5,
+        "first epoch done": 30.0,
+        "last epoch done": 31.4,
+        "job ended": 38.0,
+        "outputs collected": 40.0,
+        "Ray head stopped": 41.5,
+    }
+    assert found[0].at == "2026-12-02T07:00:00Z"
+    assert phases.startup_seconds([p.to_json() for p in found]) == 28.5
+    assert phases.origin([p.to_json() for p in found]) == "Ray head starting"
+
+
+class JobDetailsLike:
+    """Ray's JobDetails is an object with attributes, not a dict; an unfinished job has end_time None."""
+
+    start_time = int((HEAD_STARTING + 6.0) * 1000)
+    end_time = None
+
+
+def test_a_local_run_cut_short_lists_what_it_reached_and_nothing_without_its_origin():
+    found = phases.local_job_phases(local_moments(**{phases.HEAD_READY: 3.0}), JobDetailsLike())
+    assert as_dict(found) == {"Ray head starting": 0.0, "Ray head ready": 3.0, "job submitted": 6.0}
+    assert phases.local_job_phases({phases.HEAD_READY: HEAD_STARTING}, None) == []
+    assert phases.local_job_phases(local_moments(), {"start_time": 0, "end_time": None}) == [
+        phases.JobPhase("Ray head starting", 0.0, "2026-12-02T07:00:00Z")
+    ]
+
+
+def test_the_local_summary_names_its_origin_and_its_own_sources(tmp_path: Path):
+    epochs = [{"kind": "epoch", "epoch": 1, "seconds": 2.0, "finished_at": HEAD_STARTING + 20.0}]
+    found = phases.local_job_phases(local_moments(**{phases.HEAD_READY: 4.0}), None, epochs)
+    doc = {"status": "SUCCEEDED", "dataset": None, "epochs": [], "final": {}}
+    outcome = report.RunOutcome(target="local", status="SUCCEEDED")
+    text = report.summary_markdown(doc, outcome, Timings({"train": 25.0}, [p.to_json() for p in found]), tmp_path)
+    assert "| start-up (Ray head starting to the first epoch's start) | 18.0 s |" in text
+    assert "in seconds since: Ray head starting." in text
+    assert "| Ray head ready | 4.0 | aks-ray, once the head's dashboard answered |" in text

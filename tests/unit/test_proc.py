@@ -77,3 +77,50 @@ def test_no_descriptor_is_left_open_after_a_run():
     for _ in range(5):
         proc.run(python("print('x')"), timeout=30, echo=False)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+# A group like a Ray head's: a leader and a child that ignore SIGTERM, a child that exits on it (after a moment).
+STUBBORN_GROUP = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+POLITE = 'import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: (time.sleep(0.5), sys.exit(0))); time.sleep(60)'
+STUBBORN = 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)'
+polite = subprocess.Popen([sys.executable, '-c', POLITE])
+stubborn = subprocess.Popen([sys.executable, '-c', STUBBORN])
+open(sys.argv[1], 'w').write(f'{polite.pid} {stubborn.pid}')
+time.sleep(60)
+"""
+
+
+def start_group(tmp_path):
+    import subprocess
+
+    pids = tmp_path / "pids"
+    process = subprocess.Popen([sys.executable, "-c", STUBBORN_GROUP, str(pids)], start_new_session=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (pids.exists() and len(pids.read_text().split()) == 2):
+        time.sleep(0.05)
+    time.sleep(0.5)  # both children have installed their handlers
+    return process, [process.pid, *map(int, pids.read_text().split())]
+
+
+def test_a_group_that_settles_is_killed_without_waiting_out_the_grace(tmp_path):
+    process, pids = start_group(tmp_path)
+    started = time.monotonic()
+
+    proc.terminate_group(process, grace=60, settle=0.5)
+
+    # The polite child took its half second, then nothing changed: the rest was killed, not waited 60 s for.
+    assert time.monotonic() - started < 30
+    assert not any(alive(pid) for pid in pids), "nothing of the group runs when it returns"
+    assert proc.living_members(process.pid) == frozenset()
+
+
+def test_without_settle_the_members_that_exit_on_sigterm_are_given_the_grace(tmp_path):
+    process, pids = start_group(tmp_path)
+    started = time.monotonic()
+
+    proc.terminate_group(process, grace=2)
+
+    assert time.monotonic() - started >= 2, "the stubborn members were waited for until the grace ran out"
+    assert not any(alive(pid) for pid in pids)
