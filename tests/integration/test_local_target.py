@@ -114,6 +114,47 @@ def test_trains_on_the_sample_and_writes_every_output(tmp_path, monkeypatch, kno
     assert not ray_processes_using(out), "the Ray head must be stopped"
 
 
+def sample_baseline(path: Path, accuracy: float) -> Path:
+    """A base branch's metrics.json for the bundled sample, as report.py writes it (one epoch at `accuracy`)."""
+    from aks_ray import report
+    from aks_ray.metrics import METRICS_PREFIX
+
+    records = [
+        {"kind": "dataset", "name": "mnist-sample", "source": "bundled sample", "train_size": 1000, "test_size": 500},
+        {"kind": "epoch", "epoch": 1, "epochs": 1, "train_loss": 1.9, "test_loss": 1.7, "test_accuracy": accuracy, "seconds": 1.5,
+         "samples_per_second": 700.0},
+    ]  # fmt: skip
+    metrics = report.parse_log(f"{METRICS_PREFIX}{json.dumps(r)}" for r in records)
+    doc = report.metrics_document(report.RunOutcome(target="local", status="SUCCEEDED", job_id="raysubmit_base"), metrics)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_model_below_its_floor_fails_the_run_with_the_reason_and_the_comparison(tmp_path):
+    """Issue 14's own check: `--dataset sample --epochs 1 --min-accuracy 0.99` exits 1 with the verdict fail.
+
+    The training itself succeeds (about 60% on the sample after one epoch): the verdict
+    fails it, and with a baseline the summary compares the two and draws both curves.
+    """
+    out = tmp_path / "out"
+    baseline = sample_baseline(tmp_path / "base-metrics.json", accuracy=0.9)
+    args = ["run", "--target", "local", "--dataset", "sample", "--epochs", "1", "--output-dir", str(out), "--timeout", "10m"]
+
+    code = main([*args, "--min-accuracy", "0.99", "--baseline", str(baseline)])
+
+    assert code == 1
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["status"] == "SUCCEEDED", "the job ran; the verdict is what failed"
+    accuracy = doc["final"]["test_accuracy"]
+    assert accuracy < 0.99
+    text = (out / "summary.md").read_text()
+    assert "## aks-ray verdict: ❌ fail" in text
+    assert f"Test accuracy {100 * accuracy:.2f}% is below the floor 99.00% (min-accuracy)" in text
+    assert "| metric | baseline | this run | change |" in text
+    assert f"| final test accuracy | 90.00% | {100 * accuracy:.2f}% |" in text
+    assert text.count("```mermaid") == 2, "loss and accuracy, this run beside the baseline"
+
+
 def write_training_dir(folder: Path, body: str) -> Path:
     folder.mkdir()
     (folder / "train.py").write_text(textwrap.dedent(body))
