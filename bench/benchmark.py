@@ -5,10 +5,16 @@
 (a) bench/plain_torch.py: one process, all cores, no Ray.
 (b) `aks-ray run --target local`: Ray start, job submission, Ray Train, outputs, Ray stop.
 
-Runs alternate a, b, a, b, ... so that a noisy machine slows both alike. Prints,
+(c) with --variant NAME:VAR=VALUE,...: (b) in the first layout with those environment
+    variables set (they reach the Ray head, and so the job: RAY_* settings of Ray's own),
+    to measure a candidate change beside the unchanged pipeline.
+
+Runs alternate a, b, c, a, b, c, ... so that a noisy machine slows all alike. Prints,
 as medians over the repeats: wall time, the ratio b/a, time to 98% test
 accuracy, samples/s, final test accuracy and peak memory (the summed RSS of the
-whole process tree, sampled every 0.2 s). Writes the raw runs as JSON.
+whole process tree, sampled every 0.2 s); then, for the Ray runs, the medians of
+the phases their timings.json records (the start-up, the epochs, the end). Writes
+the raw runs as JSON.
 """
 
 from __future__ import annotations
@@ -54,10 +60,12 @@ def tree_rss_bytes(root: int) -> int:
     return total
 
 
-def measure(args: list[str]) -> tuple[float, int, str]:
-    """Run a command; return (wall seconds, peak tree RSS, stdout)."""
+def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Run a command (with `env` added to this environment); return (wall seconds, peak tree RSS, stdout)."""
     started = time.time()
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
     peak = 0
     stop = threading.Event()
 
@@ -95,12 +103,13 @@ def run_plain(data_dir: Path, epochs: int) -> dict:
     }
 
 
-def run_pipeline(data_dir: Path, epochs: int, workers: int, cpus: int) -> dict:
+def run_pipeline(data_dir: Path, epochs: int, workers: int, cpus: int, env: dict[str, str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-", dir="/tmp") as out:
         started = time.time()
         wall, peak, _ = measure(
             [str(BIN / "aks-ray"), "run", "--target", "local", "--data-dir", str(data_dir.resolve()), "--epochs", str(epochs),
-             "--workers", str(workers), "--cpus-per-worker", str(cpus), "--output-dir", out]
+             "--workers", str(workers), "--cpus-per-worker", str(cpus), "--output-dir", out],
+            env,
         )  # fmt: skip
         doc = json.loads((Path(out) / "metrics.json").read_text())
         samples = sum(e["samples_per_second"] * e["train_seconds"] for e in doc["epochs"])
@@ -119,6 +128,31 @@ def median(runs: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+# The spans of a local run, from its timings.json's job_phases (scripts/aks_ray/phases.py): (label, from, to).
+SPANS = [
+    ("`ray start` until the head answers", "Ray head starting", "Ray head ready"),
+    ("submission until the driver runs (runtime env)", "Ray head ready", "runtime env ready"),
+    ("the driver's start to the first epoch's (data, Ray Train's start)", "runtime env ready", "Ray Train workers up"),
+    ("the epochs", "Ray Train workers up", "last epoch done"),
+    ("the last epoch to the job's end (the model's hand-back)", "last epoch done", "job ended"),
+    ("the job's end to the head stopped (outputs, `ray stop`)", "job ended", "Ray head stopped"),
+]
+
+
+def span_seconds(run: dict, start: str, end: str) -> float | None:
+    seconds = {p["phase"]: p["seconds"] for p in run.get("timings", {}).get("job_phases", [])}
+    return round(seconds[end] - seconds[start], 1) if start in seconds and end in seconds else None
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """NAME:VAR=VALUE,VAR=VALUE -> (NAME, {VAR: VALUE})."""
+    name, _, assignments = text.partition(":")
+    env = dict(item.split("=", 1) for item in assignments.split(",") if "=" in item)
+    if not name or not env:
+        raise SystemExit(f"--variant {text!r}: write NAME:VAR=VALUE[,VAR=VALUE...], e.g. v1:RAY_TRAIN_V2_ENABLED=0")
+    return name, env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True, help="the full MNIST set (four IDX files)")
@@ -126,16 +160,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layouts", default="1x2,2x1", help="Ray Train layouts to measure, WORKERSxCPUS, comma-separated")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
+    parser.add_argument(
+        "--variant", action="append", default=[], type=parse_variant, metavar="NAME:VAR=VALUE,...",
+        help="also run the first layout with these environment variables (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     layouts = [tuple(int(n) for n in layout.split("x")) for layout in args.layouts.split(",")]
-    runs: dict[str, list[dict]] = {"plain": [], **{f"ray {w}x{c}": [] for w, c in layouts}}
+    # (name, workers, cpus, extra environment) of every Ray kind of run, in the order each repeat runs them.
+    kinds = [(f"ray {w}x{c}", w, c, {}) for w, c in layouts]
+    kinds += [(f"ray {layouts[0][0]}x{layouts[0][1]} {name}", *layouts[0], env) for name, env in args.variant]
+    runs: dict[str, list[dict]] = {"plain": [], **{name: [] for name, *_ in kinds}}
     for repeat in range(1, args.repeats + 1):
         runs["plain"].append(run_plain(args.data_dir, args.epochs))
         print(f"[{repeat}] plain: {runs['plain'][-1]}", file=sys.stderr, flush=True)
-        for workers, cpus in layouts:
-            name = f"ray {workers}x{cpus}"
-            runs[name].append(run_pipeline(args.data_dir, args.epochs, workers, cpus))
+        for name, workers, cpus, env in kinds:
+            runs[name].append(run_pipeline(args.data_dir, args.epochs, workers, cpus, env))
             print(f"[{repeat}] {name}: {runs[name][-1]}", file=sys.stderr, flush=True)
 
     args.json.write_text(
@@ -152,6 +192,16 @@ def main() -> None:
             f"| {median(results, 'samples_per_second'):.0f} "
             f"| {100 * median(results, 'test_accuracy'):.2f}% | {median(results, 'peak_rss_mib'):.0f} |"
         )
+    ray_kinds = [name for name, *_ in kinds]
+    print("\nmedian seconds per span of the Ray runs, from their timings.json's job_phases\n")
+    print("| span | " + " | ".join(ray_kinds) + " |")
+    print("| --- |" + " ---: |" * len(ray_kinds))
+    for label, start, end in SPANS:
+        cells = []
+        for name in ray_kinds:
+            values = [v for v in (span_seconds(r, start, end) for r in runs[name]) if v is not None]
+            cells.append(f"{statistics.median(values):.1f}" if values else "–")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
