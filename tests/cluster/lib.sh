@@ -73,8 +73,16 @@ load_image() {
   stamp="$CONTAINERD_ROOT/.imported-$(basename "$archive").$(stat -c %Y-%s "$archive")"
   if [[ ! -f $stamp ]] || ! ctr_ images ls -q | grep -qxF "$ref"; then
     log "importing $ref into containerd"
-    ctr_ images import "$archive" >/dev/null
-    ctr_ images ls -q | grep -qxF "$ref" || die "import of $archive did not create $ref"
+    # Up to three tries: right after containerd starts (on a busy machine), an import
+    # has once come back without the image, and the same import a moment later worked.
+    local try
+    for try in 1 2 3; do
+      ctr_ images import "$archive" >/dev/null || true
+      ctr_ images ls -q | grep -qxF "$ref" && break
+      [[ $try == 3 ]] && die "import of $archive did not create $ref (three tries)"
+      log "the import of $ref did not create it; trying again"
+      sleep 3
+    done
     touch "$stamp"
   fi
   for alias in "${@:2}"; do ctr_ images tag --force "$ref" "$alias" >/dev/null; done
