@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 HEAD_SESSION_LOGS = "/tmp/ray/session_latest/logs"  # noqa: S108 (a path inside the head pod)
 _TEXT_SUFFIXES = (".log", ".out", ".err", ".txt")
 EXEC_TIMEOUT_SECONDS = 120
+LOG_TAIL_LINES = 30  # of job.log, in the summary of a run that did not succeed
 
 
 # --------------------------------------------------------------- pure parts
@@ -348,7 +349,12 @@ def collect(cfg: Config, state: RunState) -> dict[str, Any]:
     if status != report.SUCCEEDED and not unreachable:
         log_lines = run_dir.read_job_log()
         findings = diagnose.diagnose(job, pods, events, log_lines[-500:])
-        error = "\n".join(f"{f.title}: {f.annotation()}" for f in findings) or "\n".join(log_lines[-30:])
+        error = "\n".join(f"{f.title}: {f.annotation()}" for f in findings)
+        # The findings say what kind of failure it was; the log's last lines say what the training said
+        # (a traceback's last line is its error), which the summary must show whatever the finding.
+        if log_lines:
+            tail = "\n".join(log_lines[-LOG_TAIL_LINES:])
+            error = f"{error}\n\nThe last lines of job.log:\n{tail}" if error else tail
     run = state.identity()
     result = head_result(run_dir.k8s / "head/artifacts")
     outcome = report.RunOutcome(

@@ -222,6 +222,12 @@ def ray_oom_findings(lines: Iterable[str], pods: Iterable[dict[str, Any]] = ()) 
     return findings
 
 
+def runtime_env_failure(line: str) -> bool:
+    """A line that says a runtime environment failed (not one that only mentions it, like Ray's 'Runtime env is setting up.')."""
+    lowered = line.lower()
+    return bool(_RUNTIME_ENV.search(line)) and ("error" in lowered or "fail" in lowered)
+
+
 def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ()) -> list[Finding]:
     """The RayJob's own verdict (reason and message) and what the driver's log says."""
     if not rayjob:
@@ -234,9 +240,12 @@ def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ())
     queue = ((rayjob.get("metadata") or {}).get("labels") or {}).get(KUEUE_QUEUE_LABEL)
     if queue and (rayjob.get("spec") or {}).get("suspend") and not reason:
         findings.append(queue_finding(rayjob, queue))
-    runtime_env_lines = [line for line in tail if _RUNTIME_ENV.search(line) and ("error" in line.lower() or "fail" in line.lower())]
-    if _RUNTIME_ENV.search(message) or runtime_env_lines:
-        evidence = message if _RUNTIME_ENV.search(message) else runtime_env_lines[-1].strip()
+    # Lines, not the whole message: KubeRay's message for a failed entrypoint quotes the job's log,
+    # whose first line is Ray's "Runtime env is setting up." for every job, failed or not.
+    message_lines = [line for line in message.splitlines() if runtime_env_failure(line)]
+    runtime_env_lines = [line for line in tail if runtime_env_failure(line)]
+    if message_lines or runtime_env_lines:
+        evidence = message if message_lines else runtime_env_lines[-1].strip()
         findings.append(
             Finding(
                 "runtime environment failed",
@@ -296,7 +305,7 @@ def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ())
         findings.append(
             Finding(
                 "training failed",
-                f"RayJob {name}: the training script failed ({message[:500]}).",
+                f"RayJob {name}: the training script failed ({message.splitlines()[0] if message else 'no message'}).",
                 "read the end of job.log for the Python traceback; run the same training with --target local to reproduce it.",
             )
         )

@@ -59,6 +59,29 @@ APP_FAILED = rayjob(
     ),
     endTime="2026-11-25T20:03:00Z",
 )
+# The message as KubeRay 1.7 wrote it for the e2e suite's failing training (2026-12-02, local cluster):
+# the quoted log starts with Ray's "Runtime env is setting up." line, as every job's does.
+APP_FAILED_AS_SEEN = rayjob(
+    jobDeploymentStatus="Failed",
+    jobStatus="FAILED",
+    reason="AppFailed",
+    failed=1,
+    message=(
+        "Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):\n"
+        "2026-12-02 07:00:34,603\tINFO job_manager.py:581 -- Runtime env is setting up.\n"
+        "Running entrypoint for job aks-ray-f60cdd-sxmtt: python _aks_ray_entrypoint.py\n"
+        "AKS_RAY_E2E before the failure\n"
+        "Traceback (most recent call last):\n"
+        '  File "/tmp/ray/session_2026-12-02_07-00-00_348450_1/runtime_resources/working_dir_files/'
+        '_ray_pkg_31b4a2334ac4d359/train_fail.py", line 6, in <module>\n'
+        "    load()\n"
+        '  File "/tmp/ray/session_2026-12-02_07-00-00_348450_1/runtime_resources/working_dir_files/'
+        '_ray_pkg_31b4a2334ac4d359/train_fail.py", line 5, in load\n'
+        '    raise RuntimeError("AKS_RAY_E2E the training failed on purpose")\n'
+        "RuntimeError: AKS_RAY_E2E the training failed on purpose\n"
+    ),
+    endTime="2026-12-02T07:01:42Z",
+)
 RUNTIME_ENV_FAILED = rayjob(
     jobDeploymentStatus="Failed",
     jobStatus="FAILED",

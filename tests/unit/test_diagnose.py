@@ -128,6 +128,14 @@ def test_runtime_env_failure_from_the_driver_log():
     assert titles(findings) == ["runtime environment failed"]
 
 
+def test_a_failed_training_whose_log_mentions_the_runtime_env_is_a_training_failure():
+    """Every job's log starts with Ray's 'Runtime env is setting up.': that alone is no runtime env failure."""
+    findings = diagnose.status_findings(K.APP_FAILED_AS_SEEN, K.APP_FAILED_AS_SEEN["status"]["message"].splitlines())
+    assert titles(findings) == ["training failed"]
+    assert "(Job entrypoint command failed with exit code 1" in findings[0].message
+    assert "--target local" in findings[0].fix
+
+
 @pytest.mark.parametrize(
     ("job", "title", "fix_word"),
     [
