@@ -16,6 +16,7 @@ import yaml
 from podexec import run_in_pod
 
 from aks_ray.config import PROJECT_ROOT
+from aks_ray.operator import RELEASE_NAME as OPERATOR_RELEASE
 
 pytestmark = [pytest.mark.kind, pytest.mark.slow]
 
@@ -378,6 +379,7 @@ def test_a_submitter_retry_continues_the_live_log_without_a_line_twice(run_env, 
     finally:
         if waiting.poll() is None:
             waiting.kill()
+            waiting.communicate(timeout=60)  # reaped, its pipe closed: no ResourceWarning from Popen.__del__
     sys.stderr.write(stderr[-20000:])
     assert waiting.returncode == 0, stderr[-5000:]
     assert "the submitter was retried" in stderr
@@ -391,12 +393,17 @@ def test_a_submitter_retry_continues_the_live_log_without_a_line_twice(run_env, 
 
 
 @pytest.mark.e2e_slow
-def test_two_concurrent_runs_with_racing_operator_installs_both_succeed(run_env, kube_api, namespace, tmp_path):
+def test_two_concurrent_runs_with_racing_operator_installs_both_succeed(run_env, kube_api, namespace, tmp_path, helm_on_path):
     """Two pull requests at once on one cluster and namespace: both operator installs, both runs SUCCEEDED.
 
-    On a 2-core node the second run's pods wait for the first's to finish (no queue: see the
-    README), so the timeout is long and the pre-running deadline too.
+    The operator's release is uninstalled first (its CRDs stay), so both runs find no operator
+    and race for the install: one takes the Lease and installs, the other waits for it and then
+    finds the release deployed. On a 2-core node the second run's pods wait for the first's to
+    finish (no queue: see the README), so the timeout is long and the pre-running deadline too.
     """
+    uninstall = [helm_on_path, "uninstall", OPERATOR_RELEASE, "--namespace", "kuberay-system", "--wait", "--timeout", "5m"]
+    removed = subprocess.run(uninstall, env=run_env, capture_output=True, text=True, timeout=400, check=False)
+    assert removed.returncode == 0, removed.stderr
     envs = [
         {**run_env, "AKS_RAY_OUTPUT_DIR": str(tmp_path / f"out-{i}"), "AKS_RAY_TIMEOUT": "60m", "AKS_RAY_START_TIMEOUT": "40m"}
         for i in (1, 2)
@@ -418,7 +425,13 @@ def test_two_concurrent_runs_with_racing_operator_installs_both_succeed(run_env,
         assert all(s["outcome"] == "success" for s in steps), steps
         names.append(metrics["job_name"])
     assert names[0] != names[1]
-    # Each run's operator step either installed or found the same release: neither undid the other's.
+    # Exactly one run installed the operator; the other waited for its Lease, then found the release deployed.
+    installed = [stderr for stderr in results if f"as release kuberay-system/{OPERATOR_RELEASE}" in stderr]
+    assert len(installed) == 1, "one install, not two"
+    other = next(stderr for stderr in results if stderr is not installed[0])
+    assert "took the lock Lease" in installed[0]
+    assert "nothing to do" in other, "the other run found the release deployed (after waiting for the Lease, as a rule)"
+    sys.stderr.write(f"the other run waited for the Lease: {'waiting for the lock Lease' in other}\n")
     assert all("another operation is in progress" not in stderr for stderr in results)
     assert not kube_api.list_namespaced_config_map(namespace, label_selector="app.kubernetes.io/managed-by=aks-ray").items
 
