@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from . import jobstatus
 from .rayjob import KUEUE_QUEUE_LABEL
 
 # What each Kubernetes resource is called on the aks-ray command line.
@@ -305,7 +306,7 @@ def status_findings(rayjob: dict[str, Any] | None, log_tail: Iterable[str] = ())
         findings.append(
             Finding(
                 "training failed",
-                f"RayJob {name}: the training script failed ({message.splitlines()[0] if message else 'no message'}).",
+                f"RayJob {name}: the training script failed ({jobstatus.brief(message) or 'no message'}).",
                 "read the end of job.log for the Python traceback; run the same training with --target local to reproduce it.",
             )
         )

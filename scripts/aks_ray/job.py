@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from . import dashboard, diagnose, gha, kube, logstream, metrics, rayjob, redact, report, retry, sandbox
+from . import dashboard, diagnose, gha, jobstatus, kube, logstream, metrics, rayjob, redact, report, retry, sandbox
 from .config import Config
 from .errors import DeadlineExceeded, OperationalError, UserError
 from .jobstatus import (
@@ -582,7 +582,7 @@ def failure_error(state: RunState, final: JobState) -> OperationalError:
         )
     return OperationalError(
         f"{where} ended {final.deployment} (job {final.job_status or 'not started'}"
-        f"{', reason ' + final.reason if final.reason else ''}): {final.message[:300]}",
+        f"{', reason ' + final.reason if final.reason else ''}): {jobstatus.brief(final.message)}",
         "see the errors above, and job.log and k8s/ in the outputs.",
     )
 

@@ -92,6 +92,19 @@ class JobState:
         return report.FAILED
 
 
+def brief(message: str, limit: int = 300) -> str:
+    """KubeRay's message in one line: its first line and, when it quotes the job's log, that log's last line.
+
+    For a failed entrypoint KubeRay writes "Job entrypoint command failed with exit code 1, last
+    available logs (...):" and then the log, whose last line is as a rule the error itself.
+    """
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = lines[0][:limit]
+    return first if len(lines) == 1 else f"{first} … {lines[-1][:limit]}"
+
+
 def transitions(before: JobState | None, after: JobState) -> list[str]:
     """One line per field of interest that changed, for the log."""
     before = before or JobState()

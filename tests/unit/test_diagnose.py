@@ -132,7 +132,9 @@ def test_a_failed_training_whose_log_mentions_the_runtime_env_is_a_training_fail
     """Every job's log starts with Ray's 'Runtime env is setting up.': that alone is no runtime env failure."""
     findings = diagnose.status_findings(K.APP_FAILED_AS_SEEN, K.APP_FAILED_AS_SEEN["status"]["message"].splitlines())
     assert titles(findings) == ["training failed"]
+    # KubeRay's first line and its quoted log's last, the error itself: not the first 500 characters of the log.
     assert "(Job entrypoint command failed with exit code 1" in findings[0].message
+    assert "… RuntimeError: AKS_RAY_E2E the training failed on purpose)" in findings[0].message
     assert "--target local" in findings[0].fix
 
 

@@ -411,3 +411,22 @@ def test_rays_own_status_corrects_only_kuberays_bookkeeping(name, ray_status, ve
     """A healthy training that KubeRay failed because the follow stream ended early is reported by Ray's status."""
     final = with_rays_own_status(JobState.of(ALL_RAYJOBS[name]), ray_status)
     assert final.terminal and final.verdict() == verdict
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("", ""),
+        ("The RayJob has passed the preRunningDeadlineSeconds.", "The RayJob has passed the preRunningDeadlineSeconds."),
+        (
+            "Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):\n"
+            "Runtime env is setting up.\nTraceback (most recent call last):\n  ...\nValueError: bad learning rate\n\n",
+            "Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars): … "
+            "ValueError: bad learning rate",
+        ),
+    ],
+)
+def test_kuberays_message_in_one_line_keeps_its_first_line_and_the_quoted_logs_last(message, expected):
+    from aks_ray.jobstatus import brief
+
+    assert brief(message) == expected
