@@ -86,6 +86,9 @@ class _Replay:
     caught_up: bool = False
     # Position in DriverLines.lines its next line may repeat -> how many lines in a row it repeated to get there.
     candidates: dict[int, int] = field(default_factory=dict)
+    # Once caught up: the position in DriverLines.lines of the first line this pod has not shown yet. Two pods
+    # can stream at once (the old submitter's container runs on while its pod terminates), each the same lines.
+    cursor: int = 0
 
 
 class DriverLines:
@@ -107,20 +110,32 @@ class DriverLines:
         (`ray job logs --follow`): until its lines have run through to the last one
         printed, a line that continues or starts a run of lines already printed is
         a replay and is dropped. Its own lines that were never printed (a
-        submitter's "waiting for the dashboard") are printed. Once caught up,
-        every line is new.
+        submitter's "waiting for the dashboard") are printed. Once caught up, a
+        line is new unless another pod streaming at the same time printed it
+        first (then it is among the lines after this pod's cursor).
         """
         replay = self._pods.get(pod)
         if replay is None:
             replay = self._pods[pod] = _Replay(caught_up=not self.lines)
         if replay.caught_up:
-            self._append(line)
-            return True
+            return self._in_step(replay, line)
         matches: dict[int, int] = {j + 1: 1 for j in self._positions.get(line, ())}
         for position, run in replay.candidates.items():
             if position < len(self.lines) and self.lines[position] == line:
                 matches[position + 1] = max(matches.get(position + 1, 0), run + 1)
         replay.candidates = matches
         if matches.get(len(self.lines), 0) >= min(CATCH_UP_RUN, len(self.lines)):
-            replay.caught_up, replay.candidates = True, {}
+            replay.caught_up, replay.candidates, replay.cursor = True, {}, len(self.lines)
         return not matches
+
+    def _in_step(self, replay: _Replay, line: str) -> bool:
+        """A caught-up pod's line: dropped if another pod printed it since this pod's last line, else printed."""
+        ahead = self.lines[replay.cursor :]
+        if line in ahead:
+            replay.cursor += ahead.index(line) + 1
+            return False
+        in_step = replay.cursor == len(self.lines)
+        self._append(line)
+        if in_step:
+            replay.cursor = len(self.lines)
+        return True

@@ -101,3 +101,24 @@ def test_a_common_line_at_the_end_alone_does_not_end_the_replay():
 def test_the_first_pod_prints_everything_even_repeated_lines():
     lines = DriverLines()
     assert feed(lines, "s1", ["x", "x", "", "x"]) == ["x", "x", "", "x"]
+
+
+def test_two_pods_streaming_at_once_print_each_line_once():
+    """As seen on the test cluster: the old submitter's container streams on while its pod terminates.
+
+    The new pod has caught up, and both then get every epoch's lines, in either order.
+    """
+    lines = DriverLines()
+    epoch = [f'(RayTrainWorker pid=137) AKS_RAY_METRICS {{"epoch": {n}}}' for n in range(1, 8)]
+    report = [f"(RayTrainWorker pid=137) Reporting training result {n}" for n in range(1, 8)]
+    printed = feed(lines, "old", [*DRIVER, epoch[0], report[0], epoch[1], report[1]])
+    printed += feed(lines, "new", [WAITING, *DRIVER, epoch[0], report[0], epoch[1], report[1]])  # its replay
+    for n in range(2, 7):  # interleaved: the old pod first for some lines, the new pod first for others
+        first, second = ("old", "new") if n % 2 else ("new", "old")
+        printed += feed(lines, first, [epoch[n]])
+        printed += feed(lines, second, [epoch[n], report[n]])
+        printed += feed(lines, first, [report[n]])
+    pairs = [line for n in range(7) for line in (epoch[n], report[n])]
+    # The new pod's own "waiting" line is its own, printed as it came; every driver line once, in order.
+    assert printed == [*DRIVER, *pairs[:4], WAITING, *pairs[4:]]
+    assert feed(lines, "new", ["after the old pod is gone"]) == ["after the old pod is gone"]
