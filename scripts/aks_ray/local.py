@@ -266,6 +266,7 @@ def run(cfg: Config) -> int:
     client = None
     interrupted = False
     moments: dict[str, float] = {}  # the phases aks-ray sees itself (phases.local_job_phases)
+    job_info = None
 
     with signals.sigterm_as_interrupt():
         try:
@@ -368,7 +369,11 @@ def collect(client, outcome: RunOutcome, streamer: LogStreamer | None, artifacts
 def record_job_phases(run_dir: RunDir, moments: dict[str, float], job_info) -> None:
     """timings.json's `job_phases` for the local run: aks-ray's own moments, the Jobs API's and the training's."""
     training = metrics.parse_log(run_dir.read_job_log())
-    found = phases.local_job_phases(moments, job_info, training.epochs, training.driver)
+    try:
+        found = phases.local_job_phases(moments, job_info, training.epochs, training.driver)
+    except Exception as exc:  # a record of a shape never seen: the phases are a figure, never worth the outputs
+        log.warning("could not work out the run's phases: %r", exc)
+        return
     run_dir.save_job_phases([p.to_json() for p in found])
     if found:
         log.info("phases (seconds since `ray start`): %s", ", ".join(f"{p.phase} {p.seconds:.1f}" for p in found))
