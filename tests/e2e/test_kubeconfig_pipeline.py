@@ -402,6 +402,9 @@ def test_two_concurrent_runs_with_racing_operator_installs_both_succeed(run_env,
     finish (no queue: see the README), so the timeout is long and the pre-running deadline too.
     """
     uninstall = [helm_on_path, "uninstall", OPERATOR_RELEASE, "--namespace", "kuberay-system", "--wait", "--timeout", "5m"]
+    uninstall += ["--kubeconfig", run_env["AKS_RAY_KUBECONFIG"]]
+    if run_env.get("AKS_RAY_KUBE_CONTEXT"):
+        uninstall += ["--kube-context", run_env["AKS_RAY_KUBE_CONTEXT"]]
     removed = subprocess.run(uninstall, env=run_env, capture_output=True, text=True, timeout=400, check=False)
     assert removed.returncode == 0, removed.stderr
     envs = [
