@@ -123,6 +123,10 @@ def run_pipeline(data_dir: Path, epochs: int, workers: int, cpus: int, env: dict
         }
 
 
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
 def median(runs: list[dict], key: str) -> float | None:
     values = [r[key] for r in runs if r[key] is not None]
     return statistics.median(values) if values else None
@@ -188,7 +192,7 @@ def main() -> None:
     for name, results in runs.items():
         wall = median(results, "wall_seconds")
         print(
-            f"| {name} | {wall:.1f} | {wall / base:.2f}x | {median(results, 'seconds_to_98')} "
+            f"| {name} | {wall:.1f} | {wall / base:.2f}x | {_fmt(median(results, 'seconds_to_98'))} "
             f"| {median(results, 'samples_per_second'):.0f} "
             f"| {100 * median(results, 'test_accuracy'):.2f}% | {median(results, 'peak_rss_mib'):.0f} |"
         )
