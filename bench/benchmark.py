@@ -32,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from aks_ray import phases  # noqa: E402 (the package of this checkout, as bench/k8s_benchmark.py reads it)
 
 
 def tree_rss_bytes(root: int) -> int:
@@ -134,17 +137,17 @@ def median(runs: list[dict], key: str) -> float | None:
 
 # The spans of a local run, from its timings.json's job_phases (scripts/aks_ray/phases.py): (label, from, to).
 SPANS = [
-    ("`ray start` until the head answers", "Ray head starting", "Ray head ready"),
-    ("submission until the driver runs (runtime env)", "Ray head ready", "runtime env ready"),
-    ("the driver's start to the first epoch's (data, Ray Train's start)", "runtime env ready", "Ray Train workers up"),
-    ("the epochs", "Ray Train workers up", "last epoch done"),
-    ("the last epoch to the job's end (the model's hand-back)", "last epoch done", "job ended"),
-    ("the job's end to the head stopped (outputs, `ray stop`)", "job ended", "Ray head stopped"),
+    ("`ray start` until the head answers", phases.HEAD_STARTING, phases.HEAD_READY),
+    ("submission until the driver runs (runtime env)", phases.HEAD_READY, phases.RUNTIME_ENV_READY),
+    ("the driver's start to the first epoch's (data, Ray Train's start)", phases.RUNTIME_ENV_READY, phases.WORKERS_UP),
+    ("the epochs", phases.WORKERS_UP, phases.LAST_EPOCH_DONE),
+    ("the last epoch to the job's end (the model's hand-back)", phases.LAST_EPOCH_DONE, phases.JOB_ENDED),
+    ("the job's end to the head stopped (outputs, `ray stop`)", phases.JOB_ENDED, phases.HEAD_STOPPED),
 ]
 
 
 def span_seconds(run: dict, start: str, end: str) -> float | None:
-    seconds = {p["phase"]: p["seconds"] for p in run.get("timings", {}).get("job_phases", [])}
+    seconds = phases.seconds_of(run.get("timings", {}).get("job_phases", []))
     return round(seconds[end] - seconds[start], 1) if start in seconds and end in seconds else None
 
 
@@ -204,7 +207,7 @@ def main() -> None:
         cells = []
         for name in ray_kinds:
             values = [v for v in (span_seconds(r, start, end) for r in runs[name]) if v is not None]
-            cells.append(f"{statistics.median(values):.1f}" if values else "–")
+            cells.append(_fmt(statistics.median(values) if values else None))
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 
