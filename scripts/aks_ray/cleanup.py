@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from . import gha, kube, rayjob, retry
+from . import gha, kube, kube_sweep, retry
 from .config import Config
 from .rundir import RunState
 
@@ -23,42 +23,14 @@ DELETE_DEADLINE_SECONDS = 300
 
 
 def delete_run(cfg: Config, state: RunState) -> int:
-    """Delete the run's RayJobs and ConfigMaps; wait until the RayJobs are gone. Returns how many objects were deleted."""
+    """Delete the run's RayJob, ConfigMap and NetworkPolicy; wait until the RayJob is gone. Returns how many objects were deleted."""
     api = kube.connect(cfg)
     run = state.identity()
     deleted = 0
     with gha.group(f"clean up run {state.job_name} in namespace {state.namespace}"):
-        for job in kube.list_custom(api, state.namespace, "rayjobs", run.selector):
-            name = job["metadata"]["name"]
-            try:
-                kube.call(
-                    f"delete RayJob {state.namespace}/{name}",
-                    lambda name=name: api.custom.delete_namespaced_custom_object(
-                        rayjob.RAY_GROUP, rayjob.RAY_VERSION_API, state.namespace, "rayjobs", name, propagation_policy="Background"
-                    ),
-                )
-                deleted += 1
-                log.info("deleted RayJob %s/%s", state.namespace, name)
-            except Exception as exc:
-                if not kube.is_not_found(exc):
-                    raise
-        configmaps = kube.call(
-            f"list ConfigMaps in {state.namespace}",
-            lambda: api.core.list_namespaced_config_map(state.namespace, label_selector=run.selector),
-        )
-        for configmap in configmaps.items:
-            name = configmap.metadata.name
-            try:
-                kube.call(
-                    f"delete ConfigMap {state.namespace}/{name}",
-                    lambda name=name: api.core.delete_namespaced_config_map(name, state.namespace),
-                )
-                deleted += 1
-                log.info("deleted ConfigMap %s/%s", state.namespace, name)
-            except Exception as exc:
-                if not kube.is_not_found(exc):
-                    raise
-        deleted += delete_network_policies(api, state.namespace, run.selector)
+        for kind in kube.RUN_OBJECT_KINDS:
+            for obj in kube.list_run_objects(api, state.namespace, kind, run.selector):
+                deleted += kube.delete_run_object(api, kind, state.namespace, obj["metadata"]["name"])
         deadline = retry.Deadline(DELETE_DEADLINE_SECONDS, what=f"deletion of run {state.job_name}")
         retry.wait_until(
             lambda: not kube.list_custom(api, state.namespace, "rayjobs", run.selector),
@@ -70,29 +42,8 @@ def delete_run(cfg: Config, state: RunState) -> int:
         log.info("nothing to delete: no object carries %s in namespace %s", run.selector, state.namespace)
     if kube.delete_namespace_if_empty(api, state.namespace, state.job_name):
         log.info("deleted namespace %s: this run created it, and nothing is left in it", state.namespace)
-    return deleted
-
-
-def delete_network_policies(api: kube.Kube, namespace: str, selector: str) -> int:
-    """The run's sandbox NetworkPolicy (sandbox.py), found by the run's label; deleted after the RayJob."""
-    from kubernetes import client
-
-    networking = client.NetworkingV1Api(api.api_client)
-    deleted = 0
-    policies = kube.call(
-        f"list NetworkPolicies in {namespace}", lambda: networking.list_namespaced_network_policy(namespace, label_selector=selector)
-    )
-    for policy in policies.items:
-        name = policy.metadata.name
-        try:
-            kube.call(
-                f"delete NetworkPolicy {namespace}/{name}", lambda name=name: networking.delete_namespaced_network_policy(name, namespace)
-            )
-            deleted += 1
-            log.info("deleted NetworkPolicy %s/%s", namespace, name)
-        except Exception as exc:
-            if not kube.is_not_found(exc):
-                raise
+        return deleted
+    kube_sweep.sweep_after_cleanup(api, state.namespace)
     return deleted
 
 

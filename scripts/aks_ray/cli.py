@@ -1,4 +1,4 @@
-"""The `aks-ray` command: one subcommand per pipeline step, `run` for all of them, `dashboard` and `infra sweep`.
+"""The `aks-ray` command: one subcommand per pipeline step, `run` for all of them, `dashboard`, `job sweep` and `infra sweep`.
 
 The steps' subcommands, their functions and their options are declared once,
 in pipeline.STEPS; `aks-ray job wait` runs pipeline.run_step on the `wait`
@@ -13,7 +13,7 @@ import functools
 import sys
 from collections.abc import Sequence
 
-from . import commandline, dashboard, pipeline, sweep
+from . import commandline, dashboard, kube_sweep, pipeline, sweep
 from .commandline import Command
 
 COMMANDS: tuple[Command, ...] = (
@@ -24,7 +24,13 @@ COMMANDS: tuple[Command, ...] = (
         if step.function is not None
     ),
     Command(("dashboard",), dashboard.main, ("common", "kube"), "port-forward the Ray dashboard of the run's cluster to localhost"),
-    # Not a pipeline step: the cluster owner's clean-up of what expired runs left in the subscription.
+    # Not pipeline steps: clean-ups of what runs whose workflow never reached cleanup left behind, on a schedule.
+    Command(
+        ("job", "sweep"),
+        kube_sweep.main,
+        ("common", "kube", "sweep"),
+        "list the objects of runs in --namespace whose aks-ray.io/expires-at has passed; delete them with --yes",
+    ),
     Command(
         ("infra", "sweep"),
         sweep.main,

@@ -891,7 +891,8 @@ class AzureOptions:
 class SweepOptions:
     yes: bool = option(
         "false",
-        "delete the expired resource groups `infra sweep` lists (without it, they are only listed)",
+        "delete what the sweep lists as expired: resource groups (`infra sweep`), a namespace's run objects (`job sweep`); "
+        "without it, they are only listed",
         parse_bool,
         is_flag=True,
     )

@@ -190,6 +190,53 @@ def list_custom(kube: Kube, namespace: str, plural: str, selector: str) -> list[
     return list(result.get("items", []))
 
 
+# What a run creates with its run label, in the order cleanup and `job sweep` delete it: the RayJob first
+# (Kubernetes then deletes what KubeRay made for it), the NetworkPolicy last (no pod outside its sandbox).
+RUN_OBJECT_KINDS = ("RayJob", "ConfigMap", "NetworkPolicy")
+
+
+def _networking(kube: Kube) -> Any:
+    from kubernetes import client
+
+    return client.NetworkingV1Api(kube.api_client)
+
+
+def list_run_objects(kube: Kube, namespace: str, kind: str, selector: str) -> list[dict[str, Any]]:
+    """The objects of one of RUN_OBJECT_KINDS in `namespace` matching `selector`, as API JSON."""
+    if kind == "RayJob":
+        return list_custom(kube, namespace, "rayjobs", selector)
+    method = kube.core.list_namespaced_config_map if kind == "ConfigMap" else _networking(kube).list_namespaced_network_policy
+    result = call(f"list {kind}s in {namespace}", lambda: method(namespace, label_selector=selector))
+    return [kube.to_dict(item) for item in result.items]
+
+
+def delete_run_object(kube: Kube, kind: str, namespace: str, name: str) -> bool:
+    """Delete one of RUN_OBJECT_KINDS; False if it was already gone. A RayJob's dependents go in the background."""
+    if kind == "RayJob":
+
+        def method() -> Any:
+            return kube.custom.delete_namespaced_custom_object(
+                RAY_GROUP, RAY_VERSION_API, namespace, "rayjobs", name, propagation_policy="Background"
+            )
+    elif kind == "ConfigMap":
+
+        def method() -> Any:
+            return kube.core.delete_namespaced_config_map(name, namespace)
+    else:
+
+        def method() -> Any:
+            return _networking(kube).delete_namespaced_network_policy(name, namespace)
+
+    try:
+        call(f"delete {kind} {namespace}/{name}", method)
+    except Exception as exc:
+        if is_not_found(exc):
+            return False
+        raise
+    log.info("deleted %s %s/%s", kind, namespace, name)
+    return True
+
+
 # Kueue's API (v0.17 serves v1beta2, and v1beta1 as deprecated; older releases only v1beta1).
 KUEUE_GROUP, KUEUE_VERSIONS = "kueue.x-k8s.io", ("v1beta2", "v1beta1")
 # The label Kueue puts on a job's Workload: the job's UID (pkg/controller/constants).
@@ -313,9 +360,7 @@ def create(kube: Kube, obj: dict[str, Any], dry_run: bool = False) -> dict[str, 
             method = getattr(kube.core, _CORE_CREATE[kind])
             return kube.to_dict(call(f"create {where}", lambda: method(meta["namespace"], obj, **extra)))
         if kind == "NetworkPolicy":
-            from kubernetes import client
-
-            networking = client.NetworkingV1Api(kube.api_client)
+            networking = _networking(kube)
             created = call(f"create {where}", lambda: networking.create_namespaced_network_policy(meta["namespace"], obj, **extra))
             return kube.to_dict(created)
         if kind == "ConfigMap":
@@ -367,9 +412,7 @@ def set_owner(kube: Kube, obj: dict[str, Any], owner: dict[str, Any]) -> None:
     if kind == "ConfigMap":
         method = kube.core.patch_namespaced_config_map
     elif kind == "NetworkPolicy":
-        from kubernetes import client
-
-        method = client.NetworkingV1Api(kube.api_client).patch_namespaced_network_policy
+        method = _networking(kube).patch_namespaced_network_policy
     else:  # pragma: no cover
         raise ValueError(f"aks-ray does not set owners on {kind} objects")
     call(f"set the owner of {where}", lambda: method(meta["name"], meta["namespace"], patch, _content_type="application/merge-patch+json"))

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,12 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 # frees the quota when the job ends, so the cluster of a run whose runner was lost holds capacity Kueue counts
 # as free for this long; collect, which copies the head's files, runs seconds after the job ends.
 QUEUED_CLUSTER_TTL_SECONDS = 600
+
+# On each object a run creates, the moment past which nothing of the run is wanted any more (expires_at);
+# `aks-ray job sweep` (kube_sweep.py) deletes what is still there after it.
+EXPIRES_AT_ANNOTATION = "aks-ray.io/expires-at"
+# After the job ends, collect and cleanup run (minutes); the expiry leaves them this much room on top.
+EXPIRY_GRACE_SECONDS = 15 * 60
 
 # The launcher and the command it runs (entrypoint_launcher.py), added to the training directory on the cluster.
 LAUNCHER_FILE = "_aks_ray_entrypoint.py"
@@ -368,6 +376,22 @@ def queue(job: dict[str, Any], queue_name: str) -> None:
     spec["ttlSecondsAfterFinished"] = QUEUED_CLUSTER_TTL_SECONDS
 
 
+def expires_at(cfg: Config, now: float) -> str:
+    """When every deadline of a run created at `now` and every deletion rule of its RayJob have passed (RFC 3339, UTC).
+
+    The queue wait (--queue-timeout, with --queue-name) comes first; KubeRay then ends the job within --timeout
+    (activeDeadlineSeconds, from the start); its rules delete the RayJob DeleteSelf's TTL after the end (with
+    --keep-cluster, after the kept cluster); the grace leaves room for collect and cleanup. What is left after
+    that is a leak: a job someone stopped (STOPPED, which no KubeRay 1.7 rule names), a queued run (which has no
+    DeleteSelf rule), a ConfigMap a runner lost before the RayJob existed.
+    """
+    seconds = cfg.common.timeout + deletion_ttls(cfg.common)[1] + EXPIRY_GRACE_SECONDS
+    if cfg.kube.queue_name:
+        seconds += cfg.kube.queue_timeout
+    when = dt.datetime.fromtimestamp(int(now + seconds), dt.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 # On a namespace a run creates: which run, so that its cleanup deletes it once empty (kube.delete_namespace_if_empty).
 CREATED_BY_RUN_ANNOTATION = "aks-ray.io/created-by-run"
 
@@ -404,11 +428,12 @@ def find(objects: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
     return next(obj for obj in objects if obj["kind"] == kind)
 
 
-def render_run(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
+def render_run(cfg: Config, run: RunIdentity, now: float | None = None) -> list[dict[str, Any]]:
     """Every object the run creates, in creation order. Raises UserError on bad input.
 
     Namespace, ResourceQuota (unless --namespace-quota is empty), LimitRange,
-    NetworkPolicy, ConfigMap, RayJob: the sandbox exists before any pod.
+    NetworkPolicy, ConfigMap, RayJob: the sandbox exists before any pod. The run's
+    own three (NetworkPolicy, ConfigMap, RayJob) carry its expiry (expires_at).
     """
     if cfg.training.data_dir is not None:
         raise UserError(
@@ -417,7 +442,12 @@ def render_run(cfg: Config, run: RunIdentity) -> list[dict[str, Any]]:
             "downloads MNIST from --mnist-mirror (or trains on the bundled sample).",
         )
     configmap, items = render_configmap(cfg, run, training_files(cfg.training.training_dir) + launcher_files(cfg))
-    return [render_namespace(run), *render_sandbox(cfg, run), configmap, render_rayjob(cfg, run, items)]
+    objects = [render_namespace(run), *render_sandbox(cfg, run), configmap, render_rayjob(cfg, run, items)]
+    expiry = expires_at(cfg, time.time() if now is None else now)
+    for obj in objects:
+        if (obj["metadata"].get("labels") or {}).get(RUN_LABEL) == run.job_name:
+            obj["metadata"].setdefault("annotations", {})[EXPIRES_AT_ANNOTATION] = expiry
+    return objects
 
 
 def to_yaml(objects: Iterable[dict[str, Any]]) -> str:

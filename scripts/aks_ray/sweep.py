@@ -70,7 +70,7 @@ def judge(groups: Iterable[Group], now: dt.datetime) -> list[Verdict]:
         if expires is None:
             verdicts.append(Verdict(group, None, "skip", f"{EXPIRES_TAG}={raw!r} is not an RFC 3339 time"))
         elif expires > now:
-            verdicts.append(Verdict(group, expires, "keep", f"expires in {_span(expires - now)}"))
+            verdicts.append(Verdict(group, expires, "keep", f"expires in {span(expires - now)}"))
         elif group.managed_by:
             verdicts.append(Verdict(group, expires, "skip", f"managed by {group.managed_by}; it goes with that resource"))
         elif group.tags.get(key) != value:
@@ -78,11 +78,11 @@ def judge(groups: Iterable[Group], now: dt.datetime) -> list[Verdict]:
         elif group.provisioning_state.lower() == "deleting":
             verdicts.append(Verdict(group, expires, "skip", "already being deleted"))
         else:
-            verdicts.append(Verdict(group, expires, "delete", f"expired {_span(now - expires)} ago"))
+            verdicts.append(Verdict(group, expires, "delete", f"expired {span(now - expires)} ago"))
     return verdicts
 
 
-def _span(delta: dt.timedelta) -> str:
+def span(delta: dt.timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 

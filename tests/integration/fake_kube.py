@@ -22,8 +22,8 @@ SANDBOX_COLLECTIONS = r"/(?:api/v1|apis/networking.k8s.io/v1)/namespaces/([^/]+)
 
 def matches(labels: dict[str, str], selector: str) -> bool:
     for term in filter(None, selector.split(",")):
-        key, _, value = term.partition("=")
-        if labels.get(key) != value:
+        key, equals, value = term.partition("=")
+        if (key not in labels) if not equals else (labels.get(key) != value):  # `key` alone: the label exists
             return False
     return True
 
