@@ -109,7 +109,9 @@ NOT_FOR_PULL_REQUESTS = {
     ("", "namespaces", "create"): "only when the namespace is missing; the cluster owner creates it (the manifest's Namespace)",
     ("", "resourcequotas", "create"): "only when missing; refused, kube.ensure warns and the run goes on (the owner's to create)",
     ("", "limitranges", "create"): "only when missing; refused, kube.ensure warns and the run goes on (the owner's to create)",
-    ("", "namespaces", "delete"): "only a namespace the run itself created (cleanup), which a pull request's run never does",
+    ("", "namespaces", "delete"): (
+        "only a namespace a run created (cleanup, and job sweep for a lost run's), which a pull request's run never does"
+    ),
 }
 # Calls of `operator install` only (the CRDs, the operator's Deployment in its own namespace), which a pull request's aks run skips.
 OPERATOR_ONLY = {
