@@ -1,12 +1,16 @@
-"""`aks-ray cleanup`: delete what this run created, found by its labels, and nothing else.
+"""`aks-ray cleanup`: delete what this run created, found by its labels; then what lost runs left that has expired.
 
 The label selector always carries the run's own label (aks-ray.io/run=<job
 name>), so a concurrent run in the same namespace, or anything not made by
-aks-ray, is never touched. Deleting the RayJob lets Kubernetes remove what
+aks-ray, is never touched by that part. Deleting the RayJob lets Kubernetes remove what
 KubeRay made for it (RayCluster, pods, submitter Job, head Service, the token
 Secret); the ConfigMap is aks-ray's own and is deleted by label too. A namespace
 this run created (its aks-ray.io/created-by-run annotation) is deleted once it
 is empty; one that existed before, or holds another run's objects, stays.
+
+Then it sweeps the namespace (kube_sweep.sweep_after_cleanup): objects of other
+runs are deleted only once their own aks-ray.io/expires-at has passed, when every
+deadline and deletion rule of those runs is over (a runner lost, a job stopped).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ COMMANDS: tuple[Command, ...] = (
         if step.function is not None
     ),
     Command(("dashboard",), dashboard.main, ("common", "kube"), "port-forward the Ray dashboard of the run's cluster to localhost"),
-    # Not pipeline steps: clean-ups of what runs whose workflow never reached cleanup left behind, on a schedule.
+    # Not pipeline steps: clean-ups of what runs whose workflow never reached cleanup left behind, by hand or on a schedule.
     Command(
         ("job", "sweep"),
         kube_sweep.main,

@@ -143,7 +143,7 @@ def sweep(cfg: Config, now: dt.datetime | None = None) -> list[Leftover]:
     elif not cfg.sweep.yes:
         log.info("%d expired object(s); nothing deleted without --yes", expired)
     if cfg.sweep.yes:  # the namespace too, when a lost run created it and nothing is left in it
-        with gha.group(f"deleting {expired} expired object(s) in namespace {namespace}"):
+        with gha.group(f"deleting what expired in namespace {namespace} ({expired} object(s))"):
             delete_expired(api, namespace, verdicts, now)
     gha.append_summary(cfg.github.step_summary, markdown(namespace, verdicts, deleting=cfg.sweep.yes))
     return verdicts
