@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FULL_MNIST = SHARED / "data" / "mnist"
+
+
+def pytest_configure(config):
+    """SIGINT as a terminal has it, whoever started pytest.
+
+    A command a non-interactive shell starts in the background (`cmd &`, `nohup cmd &`)
+    ignores SIGINT, and an ignored signal stays ignored in every program it execs: the
+    cancel tests' Ctrl-C would then reach no CLI, no Terraform and no Ray. A handled
+    signal is reset to its default on exec, so restoring Python's handler here gives
+    every process the tests start a SIGINT that works (seen: six cancel and signal
+    tests failing under `nohup .ci/run &`, all passing in the foreground).
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
