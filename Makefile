@@ -37,7 +37,7 @@ lint: $(STAMP)  ## ruff
 e2e: $(STAMP)  ## the end-to-end suite's core set against kind or AKS_RAY_E2E_KUBECONFIG (what CI runs)
 	$(BIN)/python -m pytest -m "kind and not e2e_slow" tests/e2e $(PYTEST_ARGS)
 
-e2e-slow: $(STAMP)  ## the slow end-to-end cases (a failing training, a submitter retry, concurrent runs, the Kueue queue): about 30 minutes on 2 cores
+e2e-slow: $(STAMP)  ## the slow end-to-end cases (a failing training, a submitter retry, concurrent runs, the Kueue queue): 30 to 36 minutes on 2 cores
 	$(BIN)/python -m pytest -m "kind and e2e_slow" tests/e2e $(PYTEST_ARGS)
 
 clean:  ## remove the virtual environment and outputs
