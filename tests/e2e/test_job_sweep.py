@@ -24,7 +24,7 @@ from aks_ray import config, job, kube, kube_sweep, operator, rayjob, versions
 from aks_ray.config import PROJECT_ROOT
 
 SHARED_CHART = PROJECT_ROOT.parent / "shared" / "fixtures" / f"kuberay-operator-{versions.KUBERAY_CHART_VERSION}"
-RUN_KINDS = ("RayJob", "ConfigMap", "NetworkPolicy")
+RUN_KINDS = kube.RUN_OBJECT_KINDS
 DAY = 24 * 3600
 
 pytestmark = [
@@ -99,10 +99,8 @@ def test_job_sweep_lists_then_deletes_only_the_expired_run(api, cluster, namespa
     listed = aks_ray(["job", "sweep"], env)
     assert listed.returncode == 0, listed.stderr[-3000:]
     rows = {line.split("|")[1].strip(): line for line in listed.stdout.splitlines() if line.startswith("| ") and "`" in line}
-    for kind in RUN_KINDS:
-        name = rayjob.identity(cfg, expired).configmap_name if kind == "ConfigMap" else expired
-        if kind == "NetworkPolicy":
-            name = next(n for n in left_of(api, namespace, expired)["NetworkPolicy"])
+    for kind, names in left_of(api, namespace, expired).items():
+        (name,) = names
         assert "expired: would delete" in rows[f"{kind} `{name}`"], listed.stdout
     assert all(f"`{live}`" not in row or "| kept: expires in" in row for row in rows.values()), listed.stdout
     assert all(f"`{unannotated}`" not in row or "skipped: no aks-ray.io/expires-at" in row for row in rows.values()), listed.stdout
